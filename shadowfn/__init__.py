@@ -1,0 +1,51 @@
+"""shadowfn: run a candidate implementation beside a production function and record where they differ.
+
+    from shadowfn import shadow
+
+    @shadow(candidate=encode_v2, rate=10, timeout=0.05)
+    def encode(record): ...
+
+The caller always gets the production result, unchanged and without waiting.
+Differences are kept in ``shadowfn.log``, counted in ``shadowfn.stats()`` and
+logged with structlog under the logger name ``shadowfn``.
+"""
+
+from __future__ import annotations
+
+from ._api import adrain, configure, drain, stats
+from ._config import ShadowConfig
+from ._control import ShadowControl
+from ._control import divergence_log as log
+from ._decorator import shadow
+from ._divergence import BodyDiff, Change, Divergence, HeaderDiff
+from ._log import DivergenceEntry, DivergenceLog
+from ._records import ResponseRecord
+from ._runtime import disable, enable, is_enabled, is_shadow
+from ._sampling import should_shadow
+from ._stats import FunctionStats
+
+__all__ = [
+    "BodyDiff",
+    "Change",
+    "Divergence",
+    "DivergenceEntry",
+    "DivergenceLog",
+    "FunctionStats",
+    "HeaderDiff",
+    "ResponseRecord",
+    "ShadowConfig",
+    "ShadowControl",
+    "adrain",
+    "configure",
+    "disable",
+    "drain",
+    "enable",
+    "is_enabled",
+    "is_shadow",
+    "log",
+    "shadow",
+    "should_shadow",
+    "stats",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,70 @@
+"""Module-level functions: counters, draining and process-wide settings."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from . import _events
+from ._executor import configure as _configure_executor
+from ._executor import tracker
+from ._stats import FunctionStats, registry
+
+__all__ = ["adrain", "configure", "drain", "stats"]
+
+
+def stats() -> dict[str, FunctionStats]:
+    """Return a snapshot of every shadowed function's counters, by function name."""
+    return registry.snapshot()
+
+
+def drain(timeout: float | None = None) -> bool:
+    """Wait until every sampled call has its outcome and its events are logged.
+
+    Meant for tests and shutdown. Do not call it from inside a running event loop
+    that runs coroutine candidates: it blocks that loop; use :func:`adrain`.
+
+    Returns:
+        True when everything finished, False when ``timeout`` seconds passed first.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if not tracker.wait(timeout):
+        return False
+    remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+    return _events.flush(remaining)
+
+
+async def adrain(timeout: float | None = None) -> bool:
+    """Await every sampled call's outcome without blocking the running event loop.
+
+    Returns:
+        True when everything finished, False when ``timeout`` seconds passed first.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while tracker.open > 0 or not _events.flush(0):
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.002)
+    return True
+
+
+def configure(*, max_pending: int | None = None, log_capacity: int | None = None) -> None:
+    """Set process-wide limits.
+
+    Args:
+        max_pending: The most shadow calls pending at once across all functions,
+            which is also the size of the worker pool (32 by default). Calls past
+            it are shed.
+        log_capacity: The number of entries ``shadowfn.log`` keeps (1000 by default).
+
+    Raises:
+        ValueError: a limit is not a positive int.
+    """
+    from ._control import divergence_log
+
+    if max_pending is not None:
+        if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
+            raise ValueError(f"max_pending must be a positive int, got {max_pending!r}")
+        _configure_executor(max_pending)
+    if log_capacity is not None:
+        divergence_log.capacity = log_capacity

@@ -1,0 +1,431 @@
+"""One sampled call: the candidate's run, the primary's outcome, and the comparison.
+
+A ``ShadowCall`` settles exactly once, into one outcome. The caller's thread
+only records the primary's snapshot; the comparison runs on a worker, and the
+timeout on the timer thread or the candidate's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import copy
+import datetime
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import _events
+from ._divergence import Divergence, diff_records
+from ._executor import admission, pool, timer, tracker
+from ._log import DivergenceEntry
+from ._preview import preview
+from ._records import ResponseRecord, error_text, snapshot, snapshot_exception
+from ._runtime import mark_candidate
+
+if TYPE_CHECKING:
+    from ._control import ShadowControl
+
+__all__ = ["ShadowCall"]
+
+_RUNNING = "running"
+_RETURNED = "returned"
+_RAISED = "raised"
+
+_timeout_warnings = _events.RateLimiter()
+
+
+def key_digest(key: bytes) -> str:
+    """Return the short hex digest that stands for a key in logs."""
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
+class ShadowCall:
+    """The shadow side of one sampled call; every public method is safe to call from any thread."""
+
+    def __init__(
+        self,
+        control: ShadowControl,
+        candidate: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        key: bytes | None,
+        context: contextvars.Context,
+        key_from_args: Callable[[tuple[Any, ...], dict[str, Any]], bytes] | None,
+    ) -> None:
+        self.control = control
+        self.candidate = candidate
+        self.args = args
+        self.kwargs = kwargs
+        self.key = key
+        self.key_from_args = key_from_args
+        self.context = context
+        self.started = time.perf_counter()
+
+        self._lock = threading.Lock()
+        self._settled = False
+        self._candidate_ended = False
+        self._candidate_state = _RUNNING
+        self._candidate_value: Any = None
+        self._candidate_ms = 0.0
+        self._primary: ResponseRecord | None = None
+        self._primary_value: Any = None
+        self._primary_ms = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._task_loop: asyncio.AbstractEventLoop | None = None
+
+        # The result, readable once ``done()`` is true.
+        self.outcome: str | None = None
+        self.divergence: Divergence | None = None
+        self.primary_record: ResponseRecord | None = None
+        self.candidate_record: ResponseRecord | None = None
+        self.candidate_error: BaseException | None = None
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+        self._callbacks: list[Callable[[ShadowCall], None]] = []
+
+    # Waiting for the outcome ------------------------------------------------
+
+    def done(self) -> bool:
+        """Return whether the call has settled into its outcome."""
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the call settles; False when ``timeout`` seconds pass first."""
+        return self._done.wait(timeout)
+
+    def add_done_callback(self, callback: Callable[[ShadowCall], None]) -> None:
+        """Call ``callback(self)`` once settled, on the settling thread (at once if already settled).
+
+        The callback must not raise or block; its exceptions are swallowed.
+        """
+        with self._lock:
+            if not self._done.is_set():
+                self._callbacks.append(callback)
+                return
+        _run_callback(callback, self)
+
+    # Starting the candidate ------------------------------------------------
+
+    def start_in_pool(self) -> None:
+        """Run a sync candidate on the worker pool, with a deadline on the timer thread."""
+        timer.call_at(time.monotonic() + self.control.config.timeout, self._on_timeout)
+        pool.submit(self._run_sync_candidate)
+
+    def start_task(self, loop: asyncio.AbstractEventLoop, keep: set[asyncio.Task[None]]) -> None:
+        """Run a coroutine candidate as a task on ``loop``, the running loop; ``keep`` holds a strong reference.
+
+        The task copies the caller's context when it is created, so the candidate
+        sees the caller's context variables and its own changes stay in its copy.
+        """
+        task = loop.create_task(self._run_async_candidate())
+        keep.add(task)
+        task.add_done_callback(keep.discard)
+        self._task, self._task_loop = task, loop
+
+    # The primary's side, called from the caller's thread or task -----------
+
+    def primary_returned(self, value: Any, seconds: float) -> None:
+        try:
+            config = self.control.config
+            try:
+                record = snapshot(value, config.adapter)
+            except Exception as exc:
+                self._settle("compare_errors", error=exc, stage="adapter")
+                return
+            compare_value = _isolated(value) if config.compare is not None else None
+            self._primary_done(record, compare_value, seconds)
+        except Exception as exc:
+            self._settle("internal_errors", error=exc, stage="primary")
+
+    def primary_raised(self, exc: BaseException, seconds: float) -> None:
+        try:
+            if not isinstance(exc, Exception):
+                # Cancellation, KeyboardInterrupt, SystemExit: nothing to compare.
+                self.abandon()
+                return
+            self._primary_done(snapshot_exception(exc), None, seconds)
+        except Exception as error:
+            self._settle("internal_errors", error=error, stage="primary")
+
+    def abandon(self) -> None:
+        """Give up on this call (the caller was cancelled): settle as cancelled and stop an async candidate."""
+        self._settle("cancelled")
+        task, loop = self._task, self._task_loop
+        if task is not None and loop is not None and not task.done():
+            try:
+                loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:
+                pass
+
+    def _primary_done(self, record: ResponseRecord, value: Any, seconds: float) -> None:
+        with self._lock:
+            self._primary = record
+            self._primary_value = value
+            self._primary_ms = seconds * 1000
+            ready = self._candidate_state != _RUNNING and not self._settled
+        if ready:
+            pool.submit(self._finish)
+
+    # The candidate's side -----------------------------------------------------
+
+    def _run_sync_candidate(self) -> None:
+        try:
+            if self._settled:
+                return
+            self.context.copy().run(self._invoke_sync)
+        except BaseException as exc:
+            self._settle("internal_errors", error=exc, stage="candidate")
+        finally:
+            self._end_candidate()
+
+    def _invoke_sync(self) -> None:
+        mark_candidate()
+        self._compute_key()
+        started = time.perf_counter()
+        try:
+            value = self.candidate(*self.args, **self.kwargs)
+        except BaseException as exc:
+            # BaseException too: a candidate's SystemExit or KeyboardInterrupt
+            # is its failure, not a reason to stop the worker or the process.
+            self._candidate_done(_RAISED, exc, time.perf_counter() - started, inline=True)
+            return
+        if asyncio.iscoroutine(value):
+            value.close()
+        self._candidate_done(_RETURNED, value, time.perf_counter() - started, inline=True)
+
+    async def _run_async_candidate(self) -> None:
+        try:
+            mark_candidate()
+            self._compute_key()
+            started = time.perf_counter()
+            try:
+                value = await asyncio.wait_for(
+                    self.candidate(*self.args, **self.kwargs), self.control.config.timeout
+                )
+            except asyncio.TimeoutError:
+                self._on_timeout()
+                return
+            except asyncio.CancelledError:
+                # The loop is closing, or the caller was cancelled.
+                self._settle("cancelled")
+                return
+            except BaseException as exc:
+                self._candidate_done(_RAISED, exc, time.perf_counter() - started, inline=False)
+                return
+            self._candidate_done(_RETURNED, value, time.perf_counter() - started, inline=False)
+        except BaseException as exc:
+            self._settle("internal_errors", error=exc, stage="candidate")
+        finally:
+            self._end_candidate()
+
+    def _compute_key(self) -> None:
+        if self.key is None and self.key_from_args is not None:
+            try:
+                self.key = self.key_from_args(self.args, self.kwargs)
+            except Exception:
+                self.key = None
+
+    def _candidate_done(self, state: str, value: Any, seconds: float, *, inline: bool) -> None:
+        with self._lock:
+            if self._settled:
+                return
+            self._candidate_state = state
+            self._candidate_value = value
+            self._candidate_ms = seconds * 1000
+            ready = self._primary is not None
+        if not ready:
+            return
+        if inline:
+            self._finish()
+        else:
+            pool.submit(self._finish)
+
+    def _on_timeout(self) -> None:
+        with self._lock:
+            if self._candidate_state != _RUNNING:
+                return
+        self._settle("timeouts")
+
+    def _end_candidate(self) -> None:
+        with self._lock:
+            self._candidate_ended = True
+            release = self._settled
+            self.args = ()
+            self.kwargs = {}
+        if release:
+            admission.release(self.control.name)
+
+    # Comparison and settling ---------------------------------------------------
+
+    def _finish(self) -> None:
+        try:
+            self._compare_and_settle()
+        except Exception as exc:
+            self._settle("internal_errors", error=exc, stage="compare")
+
+    def _compare_and_settle(self) -> None:
+        config = self.control.config
+        primary = self._primary
+        assert primary is not None
+        value = self._candidate_value
+        self._candidate_value = None
+
+        try:
+            if self._candidate_state == _RAISED:
+                self.candidate_error = value
+                candidate = snapshot_exception(value)
+            else:
+                candidate = snapshot(value, config.adapter)
+        except Exception as exc:
+            self._settle("compare_errors", error=exc, stage="adapter")
+            return
+
+        try:
+            divergence = self._compare(primary, candidate, value)
+        except Exception as exc:
+            self._settle("compare_errors", error=exc, stage="compare")
+            return
+
+        self.candidate_record = candidate
+        if divergence is None:
+            self._settle("matched")
+        else:
+            self._settle("diverged", divergence=divergence, primary=primary, candidate=candidate)
+
+    def _compare(self, primary: ResponseRecord, candidate: ResponseRecord, value: Any) -> Divergence | None:
+        config = self.control.config
+        if config.compare is not None and primary.ok and candidate.ok:
+            if config.compare(self._primary_value, value):
+                return None
+            found = diff_records(primary, candidate, config.ignore_paths)
+            return found or Divergence(note="compare() returned False")
+        if primary == candidate:
+            return None
+        return diff_records(primary, candidate, config.ignore_paths)
+
+    def _settle(
+        self,
+        outcome: str,
+        *,
+        error: BaseException | None = None,
+        stage: str | None = None,
+        divergence: Divergence | None = None,
+        primary: ResponseRecord | None = None,
+        candidate: ResponseRecord | None = None,
+    ) -> None:
+        with self._lock:
+            if self._settled:
+                return
+            self._settled = True
+            release = self._candidate_ended
+            self._primary_value = None
+        self.outcome = outcome
+        self.divergence = divergence
+        self.primary_record = self._primary
+        self.error = error
+        try:
+            self.control.counters.settle(outcome)
+            self._report(outcome, error, stage, divergence, primary, candidate)
+        finally:
+            with self._lock:
+                callbacks, self._callbacks = self._callbacks, []
+                self._done.set()
+            for callback in callbacks:
+                _run_callback(callback, self)
+            tracker.closed()
+            if release:
+                admission.release(self.control.name)
+
+    def _report(
+        self,
+        outcome: str,
+        error: BaseException | None,
+        stage: str | None,
+        divergence: Divergence | None,
+        primary: ResponseRecord | None,
+        candidate: ResponseRecord | None,
+    ) -> None:
+        name = self.control.name
+        key = key_digest(self.key) if self.key is not None else "-"
+        timing = {"primary_ms": round(self._primary_ms, 3), "candidate_ms": round(self._candidate_ms, 3)}
+        if outcome == "diverged":
+            assert divergence is not None and primary is not None and candidate is not None
+            entry = DivergenceEntry(
+                function=name,
+                key=key,
+                at=datetime.datetime.now(datetime.timezone.utc),
+                divergence=divergence,
+                primary=_bounded(primary),
+                candidate=_bounded(candidate),
+                primary_ms=self._primary_ms,
+                candidate_ms=self._candidate_ms,
+            )
+            self.control.log.append(entry)
+            _events.emit(
+                "warning",
+                "shadow.divergence",
+                self.context,
+                function=name,
+                key=key,
+                summary=divergence.summary(),
+                diff=divergence.to_dict(),
+                **timing,
+            )
+        elif outcome == "matched":
+            _events.emit("debug", "shadow.match", self.context, function=name, key=key, **timing)
+        elif outcome == "timeouts":
+            suppressed = _timeout_warnings.allow(name)
+            if suppressed is not None:
+                _events.emit(
+                    "warning",
+                    "shadow.candidate_timeout",
+                    self.context,
+                    function=name,
+                    key=key,
+                    timeout_s=self.control.config.timeout,
+                    suppressed=suppressed,
+                    primary_ms=timing["primary_ms"],
+                )
+        elif outcome == "cancelled":
+            _events.emit("debug", "shadow.cancelled", self.context, function=name, key=key)
+        else:
+            event = "shadow.compare_failed" if outcome == "compare_errors" else "shadow.internal_error"
+            _events.emit(
+                "error",
+                event,
+                self.context,
+                function=name,
+                key=key,
+                stage=stage,
+                error=error_text(error) if error is not None else None,
+                exc_info=error,
+                **timing,
+            )
+
+
+def _run_callback(callback: Callable[[ShadowCall], None], call: ShadowCall) -> None:
+    try:
+        callback(call)
+    except Exception:
+        pass
+
+
+def _isolated(value: Any) -> Any:
+    """Deep-copy the primary's value for ``compare``, so the caller's later mutations cannot reach it."""
+    try:
+        return copy.deepcopy(value)
+    except Exception:
+        return value
+
+
+def _bounded(record: ResponseRecord) -> ResponseRecord:
+    return ResponseRecord(
+        ok=record.ok,
+        status=record.status,
+        headers=dict(record.headers),
+        body=preview(record.body),
+        error=record.error if record.error is None else preview(record.error),
+    )

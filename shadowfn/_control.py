@@ -1,0 +1,281 @@
+"""Per-function shadowing state: settings, sampling and admission of one call."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import copy
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from . import _events
+from ._call import ShadowCall
+from ._config import ShadowConfig, check_rate
+from ._executor import admission, loop_thread, tracker
+from ._keys import KeyBuilder, UnencodableError, qualified_name
+from ._log import DivergenceLog
+from ._records import error_text
+from ._sampling import decide, split_rate
+from ._stats import FunctionStats, registry
+
+__all__ = ["ShadowControl", "divergence_log", "is_async_callable"]
+
+divergence_log = DivergenceLog()
+
+_shed_warnings = _events.RateLimiter()
+_TASKS: set[asyncio.Task[None]] = set()
+
+
+def is_async_callable(target: Any) -> bool:
+    """Return whether calling ``target`` returns a coroutine (functions, methods, async ``__call__``)."""
+    if inspect.iscoroutinefunction(target):
+        return True
+    return callable(target) and inspect.iscoroutinefunction(type(target).__call__)
+
+
+class ShadowControl:
+    """The live settings and counters of one shadowed function, exposed as ``wrapped.shadow``.
+
+    ``rate`` and ``enabled`` can be set at run time from any thread; the next call
+    sees the new value.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        candidate: Callable[..., Any] | str,
+        config: ShadowConfig,
+        enabled: bool,
+        signature: inspect.Signature | None,
+        method_kind: str,
+    ) -> None:
+        self.name = name
+        self.candidate = candidate
+        self.config = config
+        self.counters = registry.counters(name)
+        self.log = divergence_log
+        self._method_kind = method_kind
+        self._enabled = bool(enabled)
+        self._set_rate(config.rate)
+        self._warned_types: set[tuple[str, str]] = set()
+        self._candidate_is_async = None if isinstance(candidate, str) else is_async_callable(candidate)
+        self._builders: dict[bool, KeyBuilder] = {}
+        if signature is not None:
+            for skip_first in (False, True):
+                self._builders[skip_first] = KeyBuilder(signature, config.key, skip_first=skip_first)
+
+    def __repr__(self) -> str:
+        return f"<ShadowControl {self.name} rate={self._rate} enabled={self._enabled}>"
+
+    # Settings --------------------------------------------------------------
+
+    @property
+    def rate(self) -> float:
+        """Percent of keys shadowed, in [0, 100]; settable at run time."""
+        return self._rate
+
+    @rate.setter
+    def rate(self, value: float) -> None:
+        self._set_rate(check_rate(value))
+
+    def _set_rate(self, value: float) -> None:
+        self._whole, self._fraction = split_rate(value)
+        self._rate = value
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this function is shadowed at all; settable at run time."""
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        self._enabled = bool(value)
+
+    @property
+    def timeout(self) -> float:
+        """Seconds the candidate may run before the call counts as a timeout."""
+        return self.config.timeout
+
+    @property
+    def stats(self) -> FunctionStats:
+        """A snapshot of this function's counters (shared with functions of the same name)."""
+        return self.counters.snapshot()
+
+    # One call ---------------------------------------------------------------
+
+    def begin(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ShadowCall | None:
+        """Decide, admit and start the shadow side of one call; None when the call is not shadowed.
+
+        Never raises: a failure of shadowfn itself counts as an internal error.
+        """
+        try:
+            return self._begin(instance, args, kwargs)
+        except Exception as exc:
+            self.counters.count_call(True, "internal_errors")
+            _events.emit(
+                "error",
+                "shadow.internal_error",
+                None,
+                function=self.name,
+                stage="admission",
+                error=error_text(exc),
+                exc_info=exc,
+            )
+            return None
+
+    def _begin(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ShadowCall | None:
+        counters = self.counters
+        key: bytes | None = None
+        builder = self._builder(instance)
+
+        # 1. Sampling. Rate 100 needs no key, so none is built on the caller's path.
+        if self._rate < 100:
+            try:
+                key = builder.build(args, kwargs)
+            except Exception as exc:
+                counters.count_call(True, "unkeyable")
+                self._warn_unkeyable(exc)
+                return None
+            if not decide(key, self._whole, self._fraction):
+                counters.count_call(False)
+                return None
+
+        # 2. Admission against the pending bounds.
+        if not admission.try_acquire(self.name, self.config.max_pending):
+            counters.count_call(True, "shed")
+            self._warn_shed()
+            return None
+
+        # 3. The candidate's own copy of the arguments.
+        started = False
+        try:
+            if self.config.copy_args:
+                copied = self._copy_arguments(args, kwargs)
+                if copied is None:
+                    counters.count_call(True, "uncopyable")
+                    return None
+                args, kwargs = copied
+            candidate = self._resolve_candidate(instance)
+            if candidate is None:
+                counters.count_call(True, "internal_errors")
+                return None
+
+            # 4. Start it.
+            counters.count_call(True)
+            tracker.opened()
+            started = True
+            call = ShadowCall(
+                self,
+                candidate,
+                args,
+                kwargs,
+                key,
+                contextvars.copy_context(),
+                None if key is not None else builder.build,
+            )
+            self._start(call, candidate)
+            return call
+        finally:
+            if not started:
+                admission.release(self.name)
+
+    def _builder(self, instance: Any) -> KeyBuilder:
+        skip_first = self._method_kind == "classmethod" or (
+            self._method_kind == "function" and instance is not None
+        )
+        return self._builders[skip_first]
+
+    def _start(self, call: ShadowCall, candidate: Callable[..., Any]) -> None:
+        is_async = self._candidate_is_async
+        if is_async is None:
+            is_async = is_async_callable(candidate)
+        if not is_async:
+            call.start_in_pool()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            call.start_task(loop, _TASKS)
+        else:
+            loop_thread.submit(call._run_async_candidate, call.context.copy())
+
+    def _resolve_candidate(self, instance: Any) -> Callable[..., Any] | None:
+        candidate = self.candidate
+        if not isinstance(candidate, str):
+            return candidate
+        owner = instance
+        found = getattr(owner, candidate, None) if owner is not None else None
+        if found is None or not callable(found):
+            self._warn_once(
+                "missing-candidate",
+                f"candidate method {candidate!r} not found on {type(owner).__name__ if owner is not None else 'None'}",
+                "shadow.internal_error",
+                "error",
+                fix="name a method of the same class, or pass the candidate function itself",
+            )
+            return None
+        resolved: Callable[..., Any] = found
+        return resolved
+
+    def _copy_arguments(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+        try:
+            # One deepcopy over both keeps objects shared between arguments shared.
+            return copy.deepcopy((args, kwargs))
+        except Exception:
+            pass
+        for value in (*args, *kwargs.values()):
+            try:
+                copy.deepcopy(value)
+            except Exception as exc:
+                self._warn_once(
+                    qualified_name(type(value)),
+                    f"cannot deep-copy an argument of type {qualified_name(type(value))}: {error_text(exc)}",
+                    "shadow.uncopyable",
+                    "warning",
+                    fix="pass copy_args=False if the candidate does not mutate its arguments",
+                )
+                return None
+        return None
+
+    # Warnings --------------------------------------------------------------------
+
+    def _warn_unkeyable(self, exc: Exception) -> None:
+        if isinstance(exc, UnencodableError):
+            type_name = qualified_name(exc.value_type)
+            message = f"cannot build a sticky key from an argument of type {type_name}"
+        else:
+            type_name = qualified_name(type(exc))
+            message = f"the key function raised {error_text(exc)}"
+        self._warn_once(
+            "unkeyable:" + type_name,
+            message,
+            "shadow.unkeyable",
+            "warning",
+            fix="pass key= with a parameter name, a tuple of names or a function returning bytes or str",
+        )
+
+    def _warn_shed(self) -> None:
+        suppressed = _shed_warnings.allow(self.name)
+        if suppressed is not None:
+            _events.emit(
+                "warning",
+                "shadow.shed",
+                None,
+                function=self.name,
+                pending=admission.pending,
+                max_pending=self.config.max_pending or admission.max_pending,
+                suppressed=suppressed,
+            )
+
+    def _warn_once(self, kind: str, message: str, event: str, level: str, *, fix: str) -> None:
+        marker = (event, kind)
+        if marker in self._warned_types:
+            return
+        self._warned_types.add(marker)
+        _events.emit(level, event, None, function=self.name, reason=message, fix=fix)

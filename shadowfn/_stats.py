@@ -1,0 +1,131 @@
+"""Per-function outcome counters."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, fields
+
+__all__ = ["Counters", "FunctionStats", "registry"]
+
+
+@dataclass(frozen=True)
+class FunctionStats:
+    """A snapshot of one function's counters.
+
+    ``calls`` counts calls made while shadowing was on for the function (not
+    disabled, rate above 0). ``sampled`` counts calls that reached the sampling
+    step and were not declined: calls selected for shadowing plus calls whose key
+    could not be built. Every sampled call ends in one outcome, so once shadow
+    work has drained, ``sampled`` equals the sum of the outcome counters
+    (``matched`` through ``internal_errors``); ``pending`` counts calls still
+    waiting for their outcome.
+    """
+
+    calls: int = 0
+    sampled: int = 0
+    matched: int = 0
+    diverged: int = 0
+    timeouts: int = 0
+    shed: int = 0
+    unkeyable: int = 0
+    uncopyable: int = 0
+    cancelled: int = 0
+    compare_errors: int = 0
+    internal_errors: int = 0
+    pending: int = 0
+
+    @property
+    def outcomes(self) -> int:
+        """The number of sampled calls that have reached an outcome."""
+        return (
+            self.matched
+            + self.diverged
+            + self.timeouts
+            + self.shed
+            + self.unkeyable
+            + self.uncopyable
+            + self.cancelled
+            + self.compare_errors
+            + self.internal_errors
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+OUTCOMES = (
+    "matched",
+    "diverged",
+    "timeouts",
+    "shed",
+    "unkeyable",
+    "uncopyable",
+    "cancelled",
+    "compare_errors",
+    "internal_errors",
+)
+
+
+class Counters:
+    """Live counters of one function name; increments are thread-safe."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._values = {f.name: 0 for f in fields(FunctionStats)}
+
+    def count_call(self, sampled: bool = False, outcome: str | None = None) -> None:
+        """Count one call; a sampled call is either settled now or left pending."""
+        with self._lock:
+            values = self._values
+            values["calls"] += 1
+            if sampled:
+                values["sampled"] += 1
+                if outcome is None:
+                    values["pending"] += 1
+                else:
+                    values[outcome] += 1
+
+    def settle(self, outcome: str) -> None:
+        """Move one pending call to ``outcome``."""
+        with self._lock:
+            self._values["pending"] -= 1
+            self._values[outcome] += 1
+
+    def snapshot(self) -> FunctionStats:
+        with self._lock:
+            return FunctionStats(**self._values)
+
+    def reset(self) -> None:
+        with self._lock:
+            for counter in self._values:
+                self._values[counter] = 0
+
+
+class _Registry:
+    """Counters by function name; functions that share a name share counters."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counters: dict[str, Counters] = {}
+
+    def counters(self, name: str) -> Counters:
+        with self._lock:
+            found = self._counters.get(name)
+            if found is None:
+                found = self._counters[name] = Counters(name)
+            return found
+
+    def snapshot(self) -> dict[str, FunctionStats]:
+        with self._lock:
+            counters = list(self._counters.values())
+        return {c.name: c.snapshot() for c in counters}
+
+    def reset(self) -> None:
+        with self._lock:
+            counters = list(self._counters.values())
+        for c in counters:
+            c.reset()
+
+
+registry = _Registry()
