@@ -280,12 +280,20 @@ def _diff_json_format(
         candidate_leaves = dict(leaf_tokens(candidate))
     except (ValueError, RecursionError):
         primary_leaves, candidate_leaves = [], {}
+    leaves_differ = False
     for path, raw in primary_leaves:
         other = candidate_leaves.get(path)
+        if other is None or other == raw:
+            continue
+        # An ignored leaf still explains the text difference, so it must not
+        # lead to the whole-body change below.
+        leaves_differ = True
         full = root + path
-        if other is not None and other != raw and not _any_prefix_ignored(collector, full):
+        if not _any_prefix_ignored(collector, full):
             collector.add(full, "format", raw, other)
-    if collector.total == 0 and not collector.ignored(root):
+    # NOTE: whitespace, separator and key-order differences go unreported when
+    # any leaf is also written differently, reported or ignored.
+    if not leaves_differ and not collector.ignored(root):
         # Same leaves, different text: whitespace, separators or key order.
         prefix = _common_prefix(primary, candidate) if type(primary) is type(candidate) else 0
         collector.add(root, "format", _excerpt(primary, prefix), _excerpt(candidate, prefix))
