@@ -1,7 +1,7 @@
 """Write a shadowfn JSON-lines log from a codec migration on ISO 3166 data, then report on it.
 
     python examples/report_demo.py /tmp/codec.log
-    python -m shadowfn report /tmp/codec.log --max-divergence-rate 0.01 --min-samples 100
+    python -m shadowfn report /tmp/codec.log --max-divergence-rate 0.01 --min-samples 200
 
 ``encode`` turns a country code into a record with its subdivisions. The
 candidate ``encode_v2`` prefers a country's common name ("Bolivia" where the
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any
 
 import pycountry
@@ -63,9 +64,14 @@ def decode(numeric: str) -> str:
     return str(pycountry.countries.get(numeric=numeric).alpha_2)
 
 
-def write_log(path: str, rounds: int = 2) -> None:
-    """Run every ISO 3166 country through both functions ``rounds`` times, logging JSON lines to ``path``."""
+def write_log(path: str, rounds: int = 6, pause: float = 1.0) -> None:
+    """Run every ISO 3166 country through both functions, logging JSON lines to ``path``.
+
+    The countries are split into ``rounds`` interleaved slices with ``pause``
+    seconds between them, so the log spans several seconds of divergence rates.
+    """
     previous = structlog.get_config()
+    countries = list(pycountry.countries)
     with open(path, "w", encoding="utf-8") as sink:
         structlog.configure(
             processors=[
@@ -78,8 +84,10 @@ def write_log(path: str, rounds: int = 2) -> None:
             cache_logger_on_first_use=False,
         )
         try:
-            for _ in range(rounds):
-                for country in pycountry.countries:
+            for round_number in range(rounds):
+                if round_number:
+                    time.sleep(pause)
+                for country in countries[round_number::rounds]:
                     encode(country.alpha_2)
                     decode(country.numeric)
                     # Waiting here keeps pending candidates under the bound, so none are shed.

@@ -10,7 +10,7 @@ __all__ = ["render_html"]
 
 _WIDTH = 640
 _HEIGHT = 200
-_MARGIN = 48
+_MARGIN = 64
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
@@ -73,7 +73,7 @@ def _functions_table(functions: list[dict[str, Any]]) -> str:
         elif readiness["ready"]:
             ready = '<td class="ready">yes</td>'
         else:
-            ready = f'<td class="not-ready">no: {_escape("; ".join(readiness["unmet"]))}</td>'
+            ready = '<td class="not-ready">no</td>'
         approx = "" if f["distinct_keys_exact"] else "~"
         rows.append(
             f'<tr><td><a href="#{_anchor(f["function"])}"><code>{_escape(f["function"])}</code></a></td>'
@@ -100,6 +100,12 @@ def _function_section(function: dict[str, Any]) -> str:
     parts = [f'<section id="{_anchor(function["function"])}"><h2><code>{name}</code></h2>']
     if not function["matches_logged"]:
         parts.append("<p>No <code>shadow.match</code> events: log at debug level to count matches.</p>")
+    readiness = function["readiness"]
+    if readiness is not None and readiness["unmet"]:
+        reasons = "".join(f"<li>{_escape(reason)}</li>" for reason in readiness["unmet"])
+        parts.append(f'<p class="not-ready">Not ready:</p><ul class="not-ready">{reasons}</ul>')
+    elif readiness is not None:
+        parts.append('<p class="ready">Ready: both thresholds are met.</p>')
     parts.append("<h3>Divergence rate over time</h3>")
     parts.append(_plot(function["timeline"]))
     parts.append("<h3>Diverging paths, worst first</h3>")
@@ -132,7 +138,7 @@ def _json(value: Any) -> str:
 
 
 def _plot(points: list[dict[str, Any]]) -> str:
-    """Draw the divergence rate per time bucket as an SVG line chart."""
+    """Return an SVG line chart of the divergence rate per time bucket."""
     rated = [p for p in points if p["rate"] is not None]
     if not rated:
         return "<p>No timestamped comparisons to plot.</p>"
@@ -161,8 +167,8 @@ def _plot(points: list[dict[str, Any]]) -> str:
         f'viewBox="0 0 {_WIDTH} {_HEIGHT}" role="img" aria-label="divergence rate over time">'
         f'<line x1="{_MARGIN}" y1="{bottom}" x2="{_WIDTH - _MARGIN}" y2="{bottom}" stroke="#888"/>'
         f'<line x1="{_MARGIN}" y1="{_MARGIN}" x2="{_MARGIN}" y2="{bottom}" stroke="#888"/>'
-        f'<text x="4" y="{_MARGIN + 4}">{_percent(top)}</text>'
-        f'<text x="4" y="{bottom + 4}">0%</text>'
+        f'<text x="{_MARGIN - 6}" y="{_MARGIN + 4}" text-anchor="end">{_percent(top)}</text>'
+        f'<text x="{_MARGIN - 6}" y="{bottom + 4}" text-anchor="end">0%</text>'
         f'<text x="{_MARGIN}" y="{_HEIGHT - 16}">{_escape(rated[0]["start"])}</text>'
         f'<text x="{_WIDTH - _MARGIN}" y="{_HEIGHT - 16}" text-anchor="end">{_escape(rated[-1]["start"])}</text>'
         f'<text x="{_WIDTH / 2}" y="{_HEIGHT - 2}" text-anchor="middle">'

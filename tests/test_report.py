@@ -410,6 +410,22 @@ def test_console_script_runs(codec_log: tuple[Path, dict[str, Any]]) -> None:
     assert json.loads(result.stdout) == read(path)
 
 
+def test_cli_reads_standard_input(codec_log: tuple[Path, dict[str, Any]]) -> None:
+    path, _ = codec_log
+
+    result = subprocess.run(
+        [sys.executable, "-m", "shadowfn", "report", "--format", "json", "-"],
+        input=path.read_bytes(),
+        capture_output=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["files"] == ["<stdin>"]
+    assert report["functions"] == read(path)["functions"]
+
+
 # HTML page --------------------------------------------------------------------------
 
 
@@ -452,7 +468,7 @@ def test_html_renders_in_chromium(codec_log: tuple[Path, dict[str, Any]], tmp_pa
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
     path, _ = codec_log
     page = tmp_path / "report.html"
-    main(["report", "--html", str(page), str(path)])
+    main(["report", "--max-divergence-rate", "0.001", "--html", str(page), str(path)])
 
     with tempfile.TemporaryDirectory() as profile:
         result = subprocess.run(
@@ -482,6 +498,7 @@ def test_html_renders_in_chromium(codec_log: tuple[Path, dict[str, Any]], tmp_pa
     assert dom.count('<svg class="timeline"') == 2
     assert "<polyline" in dom
     assert "body.subdivisions[*].name" in dom
+    assert '<td class="not-ready">no</td>' in dom
 
 
 # Bounded memory -------------------------------------------------------------------------
