@@ -39,8 +39,11 @@ _COUNTED_EVENTS = {
     "shadow.shed": "shed",
     "shadow.compare_failed": "compare_failed",
     "shadow.internal_error": "internal_errors",
+    "shadow.cancelled": "cancelled",
     "shadow.unkeyable": "unkeyable_warnings",
+    "shadow.uncopyable": "uncopyable_warnings",
 }
+_WARNINGS_ONLY = ("unkeyable_warnings", "uncopyable_warnings")
 # Rate-limited warnings carry how many events were suppressed since the last one.
 _RATE_LIMITED = {"shadow.candidate_timeout", "shadow.shed"}
 
@@ -194,7 +197,7 @@ class _FunctionTally:
         paths = sorted(self.paths.items(), key=lambda item: (-item[1].count, item[0]))
         result: dict[str, Any] = {
             "function": self.name,
-            "sampled": sum(v for k, v in counts.items() if k != "unkeyable_warnings"),
+            "sampled": sum(v for k, v in counts.items() if k not in _WARNINGS_ONLY),
             **counts,
             "matches_logged": counts["matched"] > 0,
             "compared": readiness.compared,

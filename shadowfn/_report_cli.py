@@ -137,7 +137,9 @@ def _render_function(function: dict[str, Any], thresholds: dict[str, Any] | None
     out.write(
         f"  sampled {function['sampled']}  matched {function['matched']}  "
         f"diverged {function['diverged']}  timeouts {function['timeouts']}  shed {function['shed']}  "
-        f"compare failed {function['compare_failed']}  internal errors {function['internal_errors']}\n"
+        f"compare failed {function['compare_failed']}  internal errors {function['internal_errors']}"
+        + (f"  cancelled {function['cancelled']}" if function["cancelled"] else "")
+        + "\n"
     )
     if function["timeouts"] or function["shed"]:
         out.write("  timeouts and shed are lower bounds: their warnings are rate-limited\n")

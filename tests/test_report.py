@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -243,6 +244,36 @@ def test_timeline_covers_every_comparison(codec_log: tuple[Path, dict[str, Any]]
         assert points
         assert sum(p["compared"] for p in points) == found["compared"]
         assert sum(p["diverged"] for p in points) == found["diverged"]
+
+
+def test_timeouts_are_a_lower_bound(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    release = threading.Event()
+
+    def slow_v2(alpha_2: str) -> dict[str, Any]:
+        release.wait(10)
+        return _record(alpha_2, v2=True)
+
+    @shadow(slow_v2, rate=100, timeout=0.05, name="codec.slow")
+    def slow(alpha_2: str) -> dict[str, Any]:
+        return _record(alpha_2, v2=False)
+
+    path = tmp_path / "slow.log"
+    try:
+        with json_log(path):
+            values = [slow(country.alpha_2) for country in list(pycountry.countries)[:3]]
+    finally:
+        release.set()
+    live = shadowfn.stats()["codec.slow"]
+    main(["report", str(path)])
+    text = capsys.readouterr().out
+    found = by_function(read(path))["codec.slow"]
+
+    assert values == [_record(c.alpha_2, v2=False) for c in list(pycountry.countries)[:3]]
+    assert live.timeouts == 3
+    # One warning per function per 10 s reaches the log; later ones are suppressed.
+    assert 1 <= found["timeouts"] <= live.timeouts
+    assert found["compared"] == 0
+    assert "timeouts and shed are lower bounds" in text
 
 
 def test_gzip_log(codec_log: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
