@@ -19,6 +19,7 @@ from ._control import divergence_log as log
 from ._decorator import shadow
 from ._divergence import BodyDiff, Change, Divergence, HeaderDiff
 from ._log import DivergenceEntry, DivergenceLog
+from ._readiness import ReadinessReport
 from ._records import ResponseRecord
 from ._runtime import disable, enable, is_enabled, is_shadow
 from ._sampling import should_shadow
@@ -32,6 +33,7 @@ __all__ = [
     "DivergenceLog",
     "FunctionStats",
     "HeaderDiff",
+    "ReadinessReport",
     "ResponseRecord",
     "ShadowConfig",
     "ShadowControl",

@@ -22,6 +22,7 @@ from ._divergence import Divergence, diff_records
 from ._executor import admission, pool, timer, tracker
 from ._log import DivergenceEntry
 from ._preview import preview
+from ._readiness import key_hash
 from ._records import ResponseRecord, error_text, snapshot, snapshot_exception
 from ._runtime import mark_candidate
 
@@ -328,6 +329,8 @@ class ShadowCall:
         self.error = error
         try:
             self.control.counters.settle(outcome)
+            if self.key is not None and outcome in ("matched", "diverged"):
+                self.control.counters.keys.add(key_hash(self.key))
             self._report(outcome, error, stage, divergence, primary, candidate)
         finally:
             with self._lock:

@@ -15,6 +15,7 @@ from ._config import ShadowConfig, check_rate
 from ._executor import admission, loop_thread, tracker
 from ._keys import KeyBuilder, UnencodableError, qualified_name
 from ._log import DivergenceLog
+from ._readiness import ReadinessReport
 from ._records import error_text
 from ._sampling import decide, split_rate
 from ._stats import FunctionStats, registry
@@ -102,6 +103,24 @@ class ShadowControl:
     def stats(self) -> FunctionStats:
         """A snapshot of this function's counters (shared with functions of the same name)."""
         return self.counters.snapshot()
+
+    def report(self) -> ReadinessReport:
+        """Return this function's readiness report: compared calls, distinct keys, divergence rate.
+
+        ``report().ready(max_divergence_rate=0.001, min_samples=10000)`` says
+        whether the candidate meets those thresholds. Counts are those of
+        ``stats`` (shared with functions of the same name); calls still pending
+        are not in it yet, so call ``shadowfn.drain()`` first for exact figures.
+        """
+        stats = self.counters.snapshot()
+        return ReadinessReport.build(
+            self.name,
+            matched=stats.matched,
+            diverged=stats.diverged,
+            keys=self.counters.keys,
+            timeouts=stats.timeouts,
+            errors=stats.compare_errors + stats.internal_errors,
+        )
 
     # One call ---------------------------------------------------------------
 

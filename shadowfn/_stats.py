@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, fields
 
+from ._readiness import KeySketch
+
 __all__ = ["Counters", "FunctionStats", "registry"]
 
 
@@ -73,6 +75,8 @@ class Counters:
         self.name = name
         self._lock = threading.Lock()
         self._values = {f.name: 0 for f in fields(FunctionStats)}
+        # Distinct keys of compared calls, counted when a call settles.
+        self.keys = KeySketch()
 
     def count_call(self, sampled: bool = False, outcome: str | None = None) -> None:
         """Count one call; a sampled call is either settled now or left pending."""
@@ -100,6 +104,7 @@ class Counters:
         with self._lock:
             for counter in self._values:
                 self._values[counter] = 0
+        self.keys.reset()
 
 
 class _Registry:
