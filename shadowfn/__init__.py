@@ -22,6 +22,7 @@ from ._log import DivergenceEntry, DivergenceLog
 from ._records import ResponseRecord
 from ._runtime import disable, enable, is_enabled, is_shadow
 from ._sampling import should_shadow
+from ._shadower import Shadower, ShadowOutcome
 from ._stats import FunctionStats
 
 __all__ = [
@@ -35,6 +36,8 @@ __all__ = [
     "ResponseRecord",
     "ShadowConfig",
     "ShadowControl",
+    "ShadowOutcome",
+    "Shadower",
     "adrain",
     "configure",
     "disable",

@@ -21,7 +21,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _Default:
-    """The default of a setting keyword: tells "not passed" apart from an explicit value."""
+    """The marker default of a setting keyword, so an explicit value equal to the default counts as passed."""
 
     def __repr__(self) -> str:
         return "<default>"
@@ -215,16 +215,16 @@ def shadow(
         "copy_args": copy_args,
         "max_pending": max_pending,
     }
-    given = {setting: value for setting, value in settings.items() if value is not _DEFAULT}
+    passed = {setting: value for setting, value in settings.items() if value is not _DEFAULT}
     if config is None:
-        config = ShadowConfig(**given)
+        config = ShadowConfig(**passed)
     elif not isinstance(config, ShadowConfig):
         raise TypeError(f"config must be a ShadowConfig, got {_describe(config)}")
-    elif given:
-        names = ", ".join(f"{setting}=" for setting in given)
+    elif passed:
+        names = ", ".join(f"{setting}=" for setting in passed)
         raise TypeError(
             f"pass settings either as keywords or as config=, not both: got config= and {names}; "
-            f"derive a config instead, such as config.with_{next(iter(given))}(...)"
+            f"derive a config instead, such as config.with_{next(iter(passed))}(...)"
         )
 
     if isinstance(candidate, str):
