@@ -398,6 +398,10 @@ def replay(
     live calls of the target. Inputs are read lazily, at most ``concurrency``
     at a time, so a generator over a large corpus is fine.
 
+    NOTE: a sync candidate that outlives its timeout keeps its worker and its
+    pending slot until it returns. Once hung candidates fill the pending bound,
+    later inputs are shed and counted as ``not_run``, not compared.
+
     Args:
         target: A function decorated with ``@shadow``, or a :class:`Shadower`.
         inputs: Each item is a tuple of positional arguments, a dict of keyword

@@ -259,5 +259,9 @@ def print_summary(summary: ReplaySummary, corpus: Corpus, out: TextIO) -> None:
         for number, error in corpus.bad_lines:
             write(f"  line {number}: {error}\n")
 
+    not_compared = summary.total - sum(summary.counts.get(name, 0) for name in ("matched", "diverged"))
+    if not_compared:
+        write(f"{not_compared} inputs were not compared (see outcomes); --strict fails on them\n")
+
     verdict = "FAIL" if summary.diverged else "OK"
     write(f"result: {verdict}, {summary.diverged} of {summary.total} inputs diverged\n")

@@ -25,6 +25,7 @@ T = TypeVar("T")
 # Outcome labels that are not counter names: the candidate did not run, or its
 # comparison had not finished when the caller stopped waiting.
 UNSAMPLED = "unsampled"
+NOT_RUN = "not_run"
 PENDING = "pending"
 
 
@@ -45,7 +46,9 @@ class ShadowOutcome(Generic[T]):
             whatever the comparison found.
         outcome: The counter the call was counted under (``matched``, ``diverged``,
             ``timeouts``, ``compare_errors``, ...), ``unsampled`` when the candidate
-            did not run, or ``pending`` when the comparison had not finished in time.
+            did not run, ``not_run`` when a Shadower from :meth:`Shadower.always`
+            could not start it (shed, uncopyable arguments, internal error), or
+            ``pending`` when the comparison had not finished in time.
         primary_ms: Milliseconds the primary ran.
         candidate_ms: Milliseconds the candidate ran, or None when unknown.
         candidate_error: The exception the candidate raised, if it raised.
@@ -284,7 +287,17 @@ class Shadower(Generic[P, R]):
 
         if shadow_call is None:
             return ShadowOutcome(
-                primary, None, None, False, False, UNSAMPLED, primary_ms, None, None, value, error
+                primary,
+                None,
+                None,
+                False,
+                False,
+                NOT_RUN if self._always else UNSAMPLED,
+                primary_ms,
+                None,
+                None,
+                value,
+                error,
             )
         if not shadow_call.done():
             return ShadowOutcome(

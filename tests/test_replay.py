@@ -20,6 +20,7 @@ import pytest
 
 import shadowfn
 from shadowfn import Call, ShadowConfig, Shadower, shadow
+from shadowfn._executor import admission
 from shadowfn._replay import normalize_path
 
 COUNTRIES = list(pycountry.countries)
@@ -234,6 +235,35 @@ def test_replay_hung_candidate_times_out(release: threading.Event) -> None:
     assert time.monotonic() - started < 3
     assert summary.counts == {"diverged": 1, "matched": 1, "timeouts": 1}
     assert summary.ok is False
+
+
+def test_replay_counts_shed_inputs_as_not_run() -> None:
+    release = threading.Event()
+
+    def hang(code: str) -> str:
+        release.wait(10)
+        return code
+
+    shadower = Shadower(str.upper, hang, ShadowConfig(timeout=0.1))
+    shadowfn.configure(max_pending=2)
+    try:
+        summary = shadowfn.replay(shadower, [(c,) for c in "abcdef"], concurrency=2, progress=False)
+    finally:
+        release.set()
+        shadowfn.configure(max_pending=32)
+        _wait_for_idle_workers()
+
+    assert summary.total == 6
+    assert summary.counts == {"not_run": 4, "timeouts": 2}
+    assert not summary.all_matched
+
+
+def _wait_for_idle_workers() -> None:
+    # Timed-out sync candidates hold their pending slots until they return.
+    deadline = time.monotonic() + 5
+    while admission.pending and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert admission.pending == 0
 
 
 def test_replay_async_target() -> None:
