@@ -56,6 +56,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--concurrency",
         type=int,
         default=DEFAULT_CONCURRENCY,
+        metavar="N",
         help=f"inputs run at once (default {DEFAULT_CONCURRENCY})",
     )
     parser.add_argument(
@@ -180,10 +181,11 @@ def parse_line(text: str) -> Call:
     Raises:
         ValueError: the line is not JSON or not one of the accepted shapes.
     """
+    text = text.rstrip("\r\n")
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+        raise ValueError(f"invalid JSON: {exc.msg} at column {exc.pos + 1}") from None
     if isinstance(value, list):
         return Call(tuple(value))
     if not isinstance(value, dict):
@@ -232,7 +234,7 @@ def print_summary(summary: ReplaySummary, corpus: Corpus, out: TextIO) -> None:
         return f"line {lines[index]}" if index < len(lines) else f"input {index}"
 
     write = out.write
-    write(f"replayed {summary.total} inputs of {corpus.name} through {summary.function} ")
+    write(f"replayed {_count(summary.total, 'input')} of {corpus.name} through {summary.function} ")
     write(f"in {summary.seconds:.2f} s\n")
     write("outcomes: " + (", ".join(f"{name} {count}" for name, count in summary.counts.items()) or "none"))
     if summary.primary_errors:
@@ -240,9 +242,9 @@ def print_summary(summary: ReplaySummary, corpus: Corpus, out: TextIO) -> None:
     write("\n")
 
     if summary.divergences:
-        write(f"divergences by path ({summary.diverged} inputs diverged):\n")
+        write(f"divergences by path ({_count(summary.diverged, 'input')} diverged):\n")
         for group in summary.divergences:
-            write(f"  {group.path}: {group.count} inputs\n")
+            write(f"  {group.path}: {_count(group.count, 'input')}\n")
             for example in group.examples:
                 write(
                     f"    {where(example.index)}: {example.path} {example.kind}: "
@@ -255,13 +257,17 @@ def print_summary(summary: ReplaySummary, corpus: Corpus, out: TextIO) -> None:
             write(f"slowest {side}: {slowest}\n")
 
     if corpus.bad_lines:
-        write(f"skipped {len(corpus.bad_lines)} bad lines:\n")
+        write(f"skipped {_count(len(corpus.bad_lines), 'bad line')}:\n")
         for number, error in corpus.bad_lines:
             write(f"  line {number}: {error}\n")
 
     not_compared = summary.total - sum(summary.counts.get(name, 0) for name in ("matched", "diverged"))
     if not_compared:
-        write(f"{not_compared} inputs were not compared (see outcomes); --strict fails on them\n")
+        write(f"{_count(not_compared, 'input')} not compared (see outcomes); --strict fails on them\n")
 
     verdict = "FAIL" if summary.diverged else "OK"
-    write(f"result: {verdict}, {summary.diverged} of {summary.total} inputs diverged\n")
+    write(f"result: {verdict}, {summary.diverged} of {_count(summary.total, 'input')} diverged\n")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

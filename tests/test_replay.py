@@ -447,7 +447,8 @@ def test_cli_divergence_exits_one(project: tuple[Path, dict[str, int]]) -> None:
     out = result.stdout
     assert "replayed 60 inputs" in out
     assert f"line {where['AX']}: body.name format" in out
-    assert f"line {where['truncated']}: invalid JSON" in out
+    assert f"line {where['truncated']}: invalid JSON: Expecting property name" in out
+    assert "double quotes at column 20" in out
     assert f"line {where['number']}: expected a JSON array" in out
     assert f'line {where["args_object"]}: "args" must be a JSON array' in out
     assert f"line {where['bad_utf8']}: invalid UTF-8" in out
