@@ -221,6 +221,26 @@ def test_replay_primary_errors_are_compared() -> None:
     assert [g.path for g in summary.divergences] == ["error", "ok"]
 
 
+def test_replay_survives_failing_hooks() -> None:
+    def candidate(code: str) -> dict[str, str]:
+        if code == "DE":
+            raise RuntimeError("candidate bug")
+        return {"code": code}
+
+    def compare(primary: Any, candidate: Any) -> bool:
+        if primary["code"] == "FR":
+            raise ValueError("comparator bug")
+        return bool(primary == candidate)
+
+    shadower = Shadower(lambda code: {"code": code}, candidate, ShadowConfig(compare=compare))
+
+    summary = shadowfn.replay(shadower, [("DE",), ("FR",), ("IT",)], progress=False)
+
+    assert summary.counts == {"compare_errors": 1, "diverged": 1, "matched": 1}
+    assert [g.path for g in summary.divergences] == ["error", "ok"]
+    assert summary.primary_errors == 0
+
+
 def test_replay_hung_candidate_times_out(release: threading.Event) -> None:
     def hang(code: str) -> str:
         if code == "CH":

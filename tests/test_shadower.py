@@ -241,6 +241,34 @@ def test_call_survives_failing_log_sink() -> None:
     assert outcome.outcome == "diverged"
 
 
+def test_call_survives_hanging_log_sink(release: threading.Event) -> None:
+    entered = threading.Event()
+
+    def block(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        entered.set()
+        release.wait(10)
+        return event
+
+    structlog.configure(processors=[block, structlog.processors.KeyValueRenderer()])
+    try:
+        shadower = Shadower(encode_legacy, encode_orjson, ShadowConfig(timeout=1.0))
+        records = [r for r in COUNTRIES if not r["name"].isascii()][:3]
+
+        started = time.monotonic()
+        outcomes = [shadower.call(record) for record in records]
+        elapsed = time.monotonic() - started
+
+        assert entered.wait(5)
+        assert elapsed < 2.0
+        for outcome, record in zip(outcomes, records, strict=True):
+            assert outcome.value() == encode_legacy(record)
+            assert outcome.outcome == "diverged"
+    finally:
+        release.set()
+        assert shadowfn.drain(timeout=5)
+        structlog.reset_defaults()
+
+
 def test_call_sampling_follows_config() -> None:
     config = ShadowConfig(rate=20, timeout=1.0, key=lambda record: record["alpha_3"].encode())
     calls: list[str] = []
@@ -440,6 +468,23 @@ async def test_acall_hung_candidate_keeps_loop_running() -> None:
     assert outcome.candidate_failed
     assert elapsed < 2.0
     assert ticks >= 5
+
+
+@pytest.mark.asyncio
+async def test_acall_hung_compare_returns_pending(release: threading.Event) -> None:
+    def compare(primary: Any, candidate: Any) -> bool:
+        release.wait(10)
+        return True
+
+    shadower = Shadower(alookup, alookup_v2, ShadowConfig(timeout=0.2, compare=compare))
+
+    started = time.monotonic()
+    outcome = await shadower.acall("PT")
+    elapsed = time.monotonic() - started
+
+    assert outcome.value() == lookup("PT")
+    assert outcome.outcome == "pending"
+    assert elapsed < 2.0
 
 
 @pytest.mark.asyncio
