@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import heapq
 import re
+import reprlib
 import sys
 import threading
 import time
@@ -57,12 +58,26 @@ class Call:
         object.__setattr__(self, "kwargs", dict(self.kwargs))
 
     def __str__(self) -> str:
-        parts = [repr(value) for value in self.args]
-        parts.extend(f"{name}={value!r}" for name, value in self.kwargs.items())
+        parts = [_short_repr(value) for value in self.args]
+        parts.extend(f"{name}={_short_repr(value)}" for name, value in self.kwargs.items())
         text = "(" + ", ".join(parts) + ")"
         if len(text) > _INPUT_PREVIEW:
             text = text[:_INPUT_PREVIEW] + "…"
         return text
+
+
+# reprlib bounds the work as well as the text, so a large input costs little to preview.
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 4
+_REPR.maxdict = _REPR.maxlist = _REPR.maxtuple = _REPR.maxset = 8
+_REPR.maxstring = _REPR.maxother = 80
+
+
+def _short_repr(value: Any) -> str:
+    try:
+        return _REPR.repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
 
 
 def as_call(item: Any, index: int) -> Call:
@@ -238,23 +253,22 @@ class _Collector:
         self._started = time.perf_counter()
 
     def add(self, index: int, call: Call, outcome: ShadowOutcome[Any]) -> None:
-        label = str(call)
         items = _divergence_items(outcome.divergence) if outcome.divergence is not None else []
         with self._lock:
             self._total += 1
             self._counts[outcome.outcome] = self._counts.get(outcome.outcome, 0) + 1
             if not outcome.primary.ok:
                 self._primary_errors += 1
-            _keep_slowest(self._primary_times, (outcome.primary_ms, index, label))
+            _keep_slowest(self._primary_times, outcome.primary_ms, index, call)
             if outcome.candidate_ms is not None:
-                _keep_slowest(self._candidate_times, (outcome.candidate_ms, index, label))
+                _keep_slowest(self._candidate_times, outcome.candidate_ms, index, call)
             if items:
                 self._diverged += 1
-                self._group(index, label, items)
+                self._group(index, call, items)
             done, diverged = self._total, self._diverged
         self._progress.update(done, diverged)
 
-    def _group(self, index: int, label: str, items: list[tuple[str, str, Any, Any]]) -> None:
+    def _group(self, index: int, call: Call, items: list[tuple[str, str, Any, Any]]) -> None:
         seen: set[str] = set()
         for path, kind, primary, candidate in items:
             normalized = normalize_path(path)
@@ -263,7 +277,7 @@ class _Collector:
                 seen.add(normalized)
                 count += 1
             if len(examples) < MAX_EXAMPLES and not any(e.index == index for e in examples):
-                examples.append(ReplayExample(index, label, path, kind, primary, candidate))
+                examples.append(ReplayExample(index, str(call), path, kind, primary, candidate))
             self._groups[normalized] = (count, examples)
 
     def summary(self) -> ReplaySummary:
@@ -286,11 +300,12 @@ class _Collector:
         )
 
 
-def _keep_slowest(heap: list[tuple[float, int, str]], item: tuple[float, int, str]) -> None:
+def _keep_slowest(heap: list[tuple[float, int, str]], ms: float, index: int, call: Call) -> None:
+    # The preview is built only for an input that enters the heap.
     if len(heap) < MAX_SLOWEST:
-        heapq.heappush(heap, item)
-    elif item[0] > heap[0][0]:
-        heapq.heapreplace(heap, item)
+        heapq.heappush(heap, (ms, index, str(call)))
+    elif ms > heap[0][0]:
+        heapq.heapreplace(heap, (ms, index, str(call)))
 
 
 def _slowest(heap: list[tuple[float, int, str]]) -> tuple[ReplayTiming, ...]:
@@ -338,7 +353,7 @@ def _divergence_items(divergence: Divergence) -> list[tuple[str, str, Any, Any]]
 def _shadower_for(target: Any) -> Shadower[..., Any]:
     """Return a Shadower that shadows every call of ``target``, under the target's name."""
     if isinstance(target, Shadower):
-        return target.always()
+        return target._for_replay()
     control = getattr(target, "shadow", None)
     primary = getattr(target, "__wrapped__", None)
     if not isinstance(control, ShadowControl) or primary is None:
@@ -350,7 +365,7 @@ def _shadower_for(target: Any) -> Shadower[..., Any]:
             f"cannot replay {control.name}: replay needs a plain function whose candidate is a callable; "
             "for a method, pass shadowfn.Shadower(instance.method, instance.candidate_method, config)"
         )
-    return Shadower(primary, control.candidate, control.config, name=control.name).always()
+    return Shadower(primary, control.candidate, control.config, name=control.name)._for_replay()
 
 
 def _check_concurrency(concurrency: Any, shadower: Shadower[..., Any]) -> int:

@@ -46,8 +46,8 @@ class ShadowOutcome(Generic[T]):
             whatever the comparison found.
         outcome: The counter the call was counted under (``matched``, ``diverged``,
             ``timeouts``, ``compare_errors``, ...), ``unsampled`` when the candidate
-            did not run, ``not_run`` when a Shadower from :meth:`Shadower.always`
-            could not start it (shed, uncopyable arguments, internal error), or
+            did not run, ``not_run`` when a replay could not start it (shed,
+            uncopyable arguments, internal error), or
             ``pending`` when the comparison had not finished in time.
         primary_ms: Milliseconds the primary ran.
         candidate_ms: Milliseconds the candidate ran, or None when unknown.
@@ -97,7 +97,8 @@ class Shadower(Generic[P, R]):
     ``KeyboardInterrupt``) propagate at once.
 
     A Shadower holds no per-call state, so one instance can be shared by any
-    number of threads. Creating one costs an ``inspect.signature`` call.
+    number of threads. Creating one costs about as much as decorating a function
+    (an ``inspect.signature`` call and two key builders).
 
     Raises:
         TypeError, ValueError: at creation, for a primary or candidate that is not
@@ -174,12 +175,11 @@ class Shadower(Generic[P, R]):
         """Whether the primary is a coroutine function, to be called with ``acall()``."""
         return self._is_async
 
-    def always(self) -> Shadower[P, R]:
+    def _for_replay(self) -> Shadower[P, R]:
         """Return a Shadower of the same name that shadows every call.
 
         It ignores the sampling rate, ``shadowfn.disable()`` and
-        ``SHADOWFN_DISABLED``: an explicit comparison, as ``shadowfn.replay``
-        makes, is a request to compare.
+        ``SHADOWFN_DISABLED``, because a replay is an explicit request to compare.
         """
         other: Shadower[P, R] = Shadower(
             self._primary, self.candidate, self.config.with_rate(100), name=self.name

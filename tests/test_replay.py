@@ -77,6 +77,22 @@ def test_normalize_path_replaces_indexes() -> None:
     assert normalize_path("status") == "status"
 
 
+def test_call_preview_is_bounded() -> None:
+    huge = {"names": [c.name for c in COUNTRIES], "text": "x" * 100_000}
+
+    text = str(Call((huge,), {"flag": True}))
+
+    assert len(text) <= 201
+    assert text.startswith("({'names': [")
+
+
+def test_call_rejects_bad_fields() -> None:
+    with pytest.raises(TypeError, match="Call args must be a tuple or list"):
+        Call("FR")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Call kwargs must be a mapping with str keys"):
+        Call((), {1: "FR"})  # type: ignore[dict-item]
+
+
 def test_replay_groups_by_normalized_path() -> None:
     batches = _batches()
 
