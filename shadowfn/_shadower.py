@@ -96,7 +96,7 @@ class Shadower(Generic[P, R]):
     re-raises it. Exceptions that are not ``Exception`` subclasses (cancellation,
     ``KeyboardInterrupt``) propagate at once.
 
-    A Shadower holds no per-call state, so one instance can be shared by any
+    A Shadower keeps no per-call state, so one instance can be shared by any
     number of threads. Creating one costs about as much as decorating a function
     (an ``inspect.signature`` call and two key builders).
 

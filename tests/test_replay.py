@@ -421,6 +421,15 @@ MODULE = textwrap.dedent(
 
     def plain(record):
         return record
+
+
+    async def aencode_orjson(record):
+        return encode_orjson(record)
+
+
+    @shadow(aencode_orjson, rate=1)
+    async def aencode_ascii(record):
+        return encode_ascii.__wrapped__(record)
     """
 )
 
@@ -501,6 +510,16 @@ def test_cli_match_exits_zero(project: tuple[Path, dict[str, int]]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "outcomes: matched 60" in result.stdout
     assert "result: OK, 0 of 60 inputs diverged" in result.stdout
+
+
+def test_cli_async_target(project: tuple[Path, dict[str, int]]) -> None:
+    directory, where = project
+
+    result = _run_cli(directory, "codecmod:aencode_ascii", "countries.jsonl", "--concurrency", "4")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "replayed 60 inputs" in result.stdout
+    assert f"line {where['AX']}: body.name format" in result.stdout
 
 
 def test_cli_json_output(project: tuple[Path, dict[str, int]]) -> None:
