@@ -201,6 +201,10 @@ def shadow(
             ``max_pending`` (all but ``name`` and ``enabled``), instead of keywords.
             Passing it together with one of those keywords raises TypeError.
 
+    Settings left out take ``ShadowConfig``'s defaults: rate 100, timeout 2.0,
+    key None, ignore (), compare None, adapter None, copy_args True and
+    max_pending None.
+
     Raises:
         TypeError, ValueError: at decoration time, for an invalid setting; the
             message names the parameter, shows the value and says what is accepted.

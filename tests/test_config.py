@@ -195,3 +195,9 @@ def _key_of(function: Any, record: dict[str, str]) -> bytes:
     builder = function.shadow._builders[False]
     key: bytes = builder.build((record,), {})
     return key
+
+
+def test_shadow_without_settings_uses_config_defaults() -> None:
+    encode = shadow(orjson.dumps)(json.dumps)
+
+    assert encode.shadow.config == ShadowConfig()  # type: ignore[attr-defined]
