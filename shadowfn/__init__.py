@@ -21,23 +21,33 @@ from ._divergence import BodyDiff, Change, Divergence, HeaderDiff
 from ._log import DivergenceEntry, DivergenceLog
 from ._readiness import ReadinessReport
 from ._records import ResponseRecord
+from ._replay import Call, DivergenceGroup, ReplayExample, ReplaySummary, ReplayTiming, areplay, replay
 from ._runtime import disable, enable, is_enabled, is_shadow
 from ._sampling import should_shadow
+from ._shadower import Shadower, ShadowOutcome
 from ._stats import FunctionStats
 
 __all__ = [
     "BodyDiff",
+    "Call",
     "Change",
     "Divergence",
     "DivergenceEntry",
+    "DivergenceGroup",
     "DivergenceLog",
     "FunctionStats",
     "HeaderDiff",
     "ReadinessReport",
+    "ReplayExample",
+    "ReplaySummary",
+    "ReplayTiming",
     "ResponseRecord",
     "ShadowConfig",
     "ShadowControl",
+    "ShadowOutcome",
+    "Shadower",
     "adrain",
+    "areplay",
     "configure",
     "disable",
     "drain",
@@ -45,6 +55,7 @@ __all__ = [
     "is_enabled",
     "is_shadow",
     "log",
+    "replay",
     "shadow",
     "should_shadow",
     "stats",

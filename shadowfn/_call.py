@@ -97,6 +97,16 @@ class ShadowCall:
         """Block until the call settles; False when ``timeout`` seconds pass first."""
         return self._done.wait(timeout)
 
+    @property
+    def primary_ms(self) -> float:
+        """Milliseconds the primary ran; 0.0 until it has finished."""
+        return self._primary_ms
+
+    @property
+    def candidate_ms(self) -> float:
+        """Milliseconds the candidate ran; 0.0 until it has finished, and after a timeout."""
+        return self._candidate_ms
+
     def add_done_callback(self, callback: Callable[[ShadowCall], None]) -> None:
         """Call ``callback(self)`` once settled, on the settling thread (at once if already settled).
 

@@ -10,6 +10,7 @@ from typing import Any
 from ._keys import KeySpec
 from ._paths import PathSet
 from ._records import ResponseRecord
+from ._sampling import should_shadow
 
 __all__ = ["ShadowConfig", "check_rate"]
 
@@ -40,6 +41,10 @@ def check_rate(rate: Any, parameter: str = "rate") -> float:
 @dataclasses.dataclass(frozen=True)
 class ShadowConfig:
     """The settings of one shadowed function, validated when created.
+
+    A config is immutable: the ``with_*`` builders return a new, validated
+    config and leave this one as it is, so one config can be shared between
+    threads and shadowed functions.
 
     Raises:
         TypeError, ValueError: a setting is invalid; the message names the
@@ -101,3 +106,45 @@ class ShadowConfig:
             isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1
         ):
             raise ValueError(f"max_pending must be a positive int or None, got {_show(max_pending)}")
+
+    def should_shadow(self, key: bytes) -> bool:
+        """Return whether ``key`` is shadowed at this config's rate, as :func:`shadowfn.should_shadow` decides.
+
+        Raises:
+            TypeError: ``key`` is not bytes-like.
+        """
+        return should_shadow(key, self.rate)
+
+    # Builders: each returns a new config, validated like the constructor.
+
+    def with_rate(self, rate: float) -> ShadowConfig:
+        """Return a copy with ``rate`` percent of keys shadowed."""
+        return dataclasses.replace(self, rate=rate)
+
+    def with_timeout(self, timeout: float) -> ShadowConfig:
+        """Return a copy whose candidate may run ``timeout`` seconds."""
+        return dataclasses.replace(self, timeout=timeout)
+
+    def with_key(self, key: KeySpec) -> ShadowConfig:
+        """Return a copy whose sticky key is built from ``key``."""
+        return dataclasses.replace(self, key=key)
+
+    def with_ignore(self, ignore: tuple[str, ...] | list[str] | str) -> ShadowConfig:
+        """Return a copy that ignores exactly the paths in ``ignore`` (replacing, not adding to, the old ones)."""
+        return dataclasses.replace(self, ignore=ignore)  # type: ignore[arg-type]
+
+    def with_compare(self, compare: Callable[[Any, Any], bool] | None) -> ShadowConfig:
+        """Return a copy that compares values with ``compare``."""
+        return dataclasses.replace(self, compare=compare)
+
+    def with_adapter(self, adapter: Callable[[Any], ResponseRecord] | None) -> ShadowConfig:
+        """Return a copy that turns return values into records with ``adapter``."""
+        return dataclasses.replace(self, adapter=adapter)
+
+    def with_copy_args(self, copy_args: bool) -> ShadowConfig:
+        """Return a copy that does (True) or does not (False) deep-copy the candidate's arguments."""
+        return dataclasses.replace(self, copy_args=copy_args)
+
+    def with_max_pending(self, max_pending: int | None) -> ShadowConfig:
+        """Return a copy with at most ``max_pending`` candidates pending at once."""
+        return dataclasses.replace(self, max_pending=max_pending)

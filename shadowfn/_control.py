@@ -124,13 +124,25 @@ class ShadowControl:
 
     # One call ---------------------------------------------------------------
 
-    def begin(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ShadowCall | None:
+    def begin(
+        self,
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        on_running_loop: bool = True,
+    ) -> ShadowCall | None:
         """Decide, admit and start the shadow side of one call; None when the call is not shadowed.
+
+        A coroutine candidate runs as a task on the caller's running event loop
+        when there is one and ``on_running_loop`` is true, else on shadowfn's
+        background loop. A caller that blocks its own loop while it waits for the
+        outcome must pass ``on_running_loop=False``.
 
         Never raises: a failure of shadowfn itself counts as an internal error.
         """
         try:
-            return self._begin(instance, args, kwargs)
+            return self._begin(instance, args, kwargs, on_running_loop)
         except Exception as exc:
             self.counters.count_call(True, "internal_errors")
             _events.emit(
@@ -144,7 +156,9 @@ class ShadowControl:
             )
             return None
 
-    def _begin(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ShadowCall | None:
+    def _begin(
+        self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], on_running_loop: bool
+    ) -> ShadowCall | None:
         counters = self.counters
         key: bytes | None = None
         builder = self._builder(instance)
@@ -194,7 +208,7 @@ class ShadowControl:
                 contextvars.copy_context(),
                 None if key is not None else builder.build,
             )
-            self._start(call, candidate)
+            self._start(call, candidate, on_running_loop)
             return call
         finally:
             if not started:
@@ -206,17 +220,19 @@ class ShadowControl:
         )
         return self._builders[skip_first]
 
-    def _start(self, call: ShadowCall, candidate: Callable[..., Any]) -> None:
+    def _start(self, call: ShadowCall, candidate: Callable[..., Any], on_running_loop: bool) -> None:
         is_async = self._candidate_is_async
         if is_async is None:
             is_async = is_async_callable(candidate)
         if not is_async:
             call.start_in_pool()
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
+        loop = None
+        if on_running_loop:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
         if loop is not None:
             call.start_task(loop, _TASKS)
         else:

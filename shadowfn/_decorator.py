@@ -20,6 +20,16 @@ __all__ = ["shadow"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class _Default:
+    """The marker default of a setting keyword, so an explicit value equal to the default counts as passed."""
+
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+_DEFAULT: Any = _Default()
+
+
 class _BoundShadowWrapper(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
     @property
     def shadow(self) -> ShadowControl:
@@ -151,16 +161,16 @@ def shadow(
 def shadow(
     candidate: Callable[..., Any] | str,
     *,
-    rate: float = 100,
-    timeout: float = 2.0,
-    key: KeySpec = None,
-    ignore: Any = (),
-    compare: Callable[[Any, Any], bool] | None = None,
-    adapter: Callable[[Any], ResponseRecord] | None = None,
+    rate: Any = _DEFAULT,
+    timeout: Any = _DEFAULT,
+    key: Any = _DEFAULT,
+    ignore: Any = _DEFAULT,
+    compare: Any = _DEFAULT,
+    adapter: Any = _DEFAULT,
     name: str | None = None,
     enabled: bool = True,
-    copy_args: bool = True,
-    max_pending: int | None = None,
+    copy_args: Any = _DEFAULT,
+    max_pending: Any = _DEFAULT,
     config: ShadowConfig | None = None,
 ) -> Callable[[F], F]:
     """Shadow the decorated function (the primary) with ``candidate``.
@@ -187,25 +197,39 @@ def shadow(
         enabled: Whether shadowing starts on; ``wrapped.shadow.enabled`` changes it.
         copy_args: Deep-copy the arguments for the candidate on sampled calls.
         max_pending: At most this many of this function's candidates pending at once.
-        config: A ``ShadowConfig`` holding the settings above, instead of keywords.
+        config: A ``ShadowConfig`` holding the settings from ``rate`` to
+            ``max_pending`` (all but ``name`` and ``enabled``), instead of keywords.
+            Passing it together with one of those keywords raises TypeError.
+
+    Settings left out take ``ShadowConfig``'s defaults: rate 100, timeout 2.0,
+    key None, ignore (), compare None, adapter None, copy_args True and
+    max_pending None.
 
     Raises:
         TypeError, ValueError: at decoration time, for an invalid setting; the
             message names the parameter, shows the value and says what is accepted.
     """
+    settings = {
+        "rate": rate,
+        "timeout": timeout,
+        "key": key,
+        "ignore": ignore,
+        "compare": compare,
+        "adapter": adapter,
+        "copy_args": copy_args,
+        "max_pending": max_pending,
+    }
+    passed = {setting: value for setting, value in settings.items() if value is not _DEFAULT}
     if config is None:
-        config = ShadowConfig(
-            rate=rate,
-            timeout=timeout,
-            key=key,
-            ignore=ignore,
-            compare=compare,
-            adapter=adapter,
-            copy_args=copy_args,
-            max_pending=max_pending,
-        )
+        config = ShadowConfig(**passed)
     elif not isinstance(config, ShadowConfig):
         raise TypeError(f"config must be a ShadowConfig, got {_describe(config)}")
+    elif passed:
+        names = ", ".join(f"{setting}=" for setting in passed)
+        raise TypeError(
+            f"pass settings either as keywords or as config=, not both: got config= and {names}; "
+            f"derive a config instead, such as config.with_{next(iter(passed))}(...)"
+        )
 
     if isinstance(candidate, str):
         if not candidate.isidentifier():

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import shadowfn
-from shadowfn import Divergence, DivergenceEntry, FunctionStats, ResponseRecord, shadow
+from shadowfn import (
+    Divergence,
+    DivergenceEntry,
+    FunctionStats,
+    ReplaySummary,
+    ResponseRecord,
+    ShadowConfig,
+    Shadower,
+    ShadowOutcome,
+    shadow,
+)
 
 
 def encode_v2(record: dict[str, str]) -> str:
@@ -31,3 +41,15 @@ def typed_usage() -> None:
     assert drained in (True, False)
     decided: bool = shadowfn.should_shadow(b"req-30", 10)
     assert decided
+
+
+def typed_explicit_usage() -> None:
+    config = ShadowConfig(rate=10).with_timeout(0.5).with_ignore(("body.meta",))
+    sampled: bool = config.should_shadow(b"req-30")
+    assert sampled
+    shadower = Shadower(encode.__wrapped__, encode_v2, config)  # type: ignore[attr-defined]
+    outcome: ShadowOutcome[str] = Shadower(encode_v2, encode_v2, config).call({"a": "1"})
+    text: str = outcome.value()
+    assert text
+    summary: ReplaySummary = shadowfn.replay(shadower, [({"a": "1"},)], concurrency=2, progress=False)
+    assert summary.ok
