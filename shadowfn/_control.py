@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import copy
 import inspect
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -15,9 +16,11 @@ from ._config import ShadowConfig, check_rate
 from ._executor import admission, loop_thread, tracker
 from ._keys import KeyBuilder, UnencodableError, qualified_name
 from ._log import DivergenceLog
+from ._noise import NoiseRun, NoiseStats, NoiseTracker
 from ._records import error_text
 from ._sampling import decide, split_rate
 from ._stats import FunctionStats, registry
+from ._strict import is_strict
 
 __all__ = ["ShadowControl", "divergence_log", "is_async_callable"]
 
@@ -56,6 +59,9 @@ class ShadowControl:
         self.config = config
         self.counters = registry.counters(name)
         self.log = divergence_log
+        self.noise_tracker = NoiseTracker() if config.noise_rate > 0 else None
+        # Set by the decorator: strict mode must not block the loop an async primary runs on.
+        self.primary_is_async = False
         self._method_kind = method_kind
         self._enabled = bool(enabled)
         self._set_rate(config.rate)
@@ -103,15 +109,30 @@ class ShadowControl:
         """A snapshot of this function's counters (shared with functions of the same name)."""
         return self.counters.snapshot()
 
+    @property
+    def noise(self) -> NoiseStats | None:
+        """A snapshot of the noise evidence, or None when ``noise_rate`` is 0."""
+        if self.noise_tracker is None:
+            return None
+        return self.noise_tracker.snapshot()
+
     # One call ---------------------------------------------------------------
 
-    def begin(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ShadowCall | None:
+    def begin(
+        self,
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        primary: Callable[..., Any] | None = None,
+    ) -> ShadowCall | None:
         """Decide, admit and start the shadow side of one call; None when the call is not shadowed.
 
-        Never raises: a failure of shadowfn itself counts as an internal error.
+        ``primary``, the callable the wrapper is about to call, is needed only
+        for noise runs. Never raises: a failure of shadowfn itself counts as an
+        internal error.
         """
         try:
-            return self._begin(instance, args, kwargs)
+            return self._begin(instance, args, kwargs, primary)
         except Exception as exc:
             self.counters.count_call(True, "internal_errors")
             _events.emit(
@@ -125,7 +146,13 @@ class ShadowControl:
             )
             return None
 
-    def _begin(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ShadowCall | None:
+    def _begin(
+        self,
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        primary: Callable[..., Any] | None,
+    ) -> ShadowCall | None:
         counters = self.counters
         key: bytes | None = None
         builder = self._builder(instance)
@@ -150,6 +177,7 @@ class ShadowControl:
 
         # 3. The candidate's own copy of the arguments.
         started = False
+        original = (args, kwargs)
         try:
             if self.config.copy_args:
                 copied = self._copy_arguments(args, kwargs)
@@ -176,6 +204,8 @@ class ShadowControl:
                 None if key is not None else builder.build,
             )
             self._start(call, candidate)
+            if primary is not None and self.noise_tracker is not None:
+                self._start_noise(call, primary, *original)
             return call
         finally:
             if not started:
@@ -198,10 +228,37 @@ class ShadowControl:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        if loop is not None:
+        # A sync primary in strict mode blocks its thread while it waits, so a
+        # candidate task on that thread's loop could never run.
+        if loop is not None and not (is_strict() and not self.primary_is_async):
             call.start_task(loop, _TASKS)
         else:
             loop_thread.submit(call._run_async_candidate, call.context.copy())
+
+    def _start_noise(
+        self, call: ShadowCall, primary: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """Start a second run of the pure primary on ``noise_rate`` percent of sampled calls."""
+        noise_tracker = self.noise_tracker
+        assert noise_tracker is not None
+        if random.random() * 100 >= self.config.noise_rate:
+            return
+        if not admission.try_acquire(self.name, self.config.max_pending):
+            noise_tracker.record_skipped()
+            return
+        try:
+            if self.config.copy_args:
+                args, kwargs = copy.deepcopy((args, kwargs))
+            run = NoiseRun(self, primary, args, kwargs, contextvars.copy_context())
+            if self.primary_is_async:
+                run.start_task(asyncio.get_running_loop(), _TASKS)
+            else:
+                run.start_in_pool()
+        except Exception:
+            admission.release(self.name)
+            noise_tracker.record_skipped()
+            return
+        call.attach_noise(run)
 
     def _resolve_candidate(self, instance: Any) -> Callable[..., Any] | None:
         candidate = self.candidate

@@ -14,6 +14,8 @@ from ._control import ShadowControl
 from ._keys import KeySpec
 from ._records import ResponseRecord
 from ._runtime import _IN_CANDIDATE, SWITCH
+from ._strict import DivergenceError, check_async, check_sync, is_strict
+from ._tolerance import Tolerance
 
 __all__ = ["shadow"]
 
@@ -42,7 +44,7 @@ def _sync_wrapper(control: ShadowControl) -> Callable[..., Any]:
     ) -> Any:
         if not (SWITCH.enabled and control._enabled) or control._rate <= 0 or _IN_CANDIDATE.get():
             return wrapped(*args, **kwargs)
-        shadow_call = control.begin(instance, args, kwargs)
+        shadow_call = control.begin(instance, args, kwargs, wrapped)
         if shadow_call is None:
             return wrapped(*args, **kwargs)
 
@@ -51,8 +53,18 @@ def _sync_wrapper(control: ShadowControl) -> Callable[..., Any]:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
             shadow_call.primary_raised(exc, time.perf_counter() - started)
+            if isinstance(exc, Exception) and is_strict():
+                __tracebackhide__ = True
+                try:
+                    check_sync(shadow_call)
+                except DivergenceError as error:
+                    raise error from exc
             raise
         shadow_call.primary_returned(result, time.perf_counter() - started)
+        if is_strict():
+            # Strict mode, chosen by the user: wait for the candidate and raise on a mismatch.
+            __tracebackhide__ = True  # pytest shows the test's line, not this frame.
+            check_sync(shadow_call)
         return result
 
     return call_sync
@@ -64,7 +76,7 @@ def _async_wrapper(control: ShadowControl) -> Callable[..., Any]:
     ) -> Any:
         if not (SWITCH.enabled and control._enabled) or control._rate <= 0 or _IN_CANDIDATE.get():
             return await wrapped(*args, **kwargs)
-        shadow_call = control.begin(instance, args, kwargs)
+        shadow_call = control.begin(instance, args, kwargs, wrapped)
         if shadow_call is None:
             return await wrapped(*args, **kwargs)
 
@@ -73,8 +85,18 @@ def _async_wrapper(control: ShadowControl) -> Callable[..., Any]:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
             shadow_call.primary_raised(exc, time.perf_counter() - started)
+            if isinstance(exc, Exception) and is_strict():
+                __tracebackhide__ = True
+                try:
+                    await check_async(shadow_call)
+                except DivergenceError as error:
+                    raise error from exc
             raise
         shadow_call.primary_returned(result, time.perf_counter() - started)
+        if is_strict():
+            # Strict mode, chosen by the user: await the candidate and raise on a mismatch.
+            __tracebackhide__ = True
+            await check_async(shadow_call)
         return result
 
     return call_async
@@ -139,6 +161,10 @@ def shadow(
     enabled: bool = ...,
     copy_args: bool = ...,
     max_pending: int | None = ...,
+    tolerance: float | dict[str, float] | Tolerance | None = ...,
+    unordered: tuple[str, ...] | list[str] | str = ...,
+    noise_rate: float = ...,
+    pure: bool = ...,
 ) -> Callable[[F], F]: ...
 
 
@@ -161,6 +187,10 @@ def shadow(
     enabled: bool = True,
     copy_args: bool = True,
     max_pending: int | None = None,
+    tolerance: float | dict[str, float] | Tolerance | None = None,
+    unordered: Any = (),
+    noise_rate: float = 0,
+    pure: bool = False,
     config: ShadowConfig | None = None,
 ) -> Callable[[F], F]:
     """Shadow the decorated function (the primary) with ``candidate``.
@@ -187,11 +217,26 @@ def shadow(
         enabled: Whether shadowing starts on; ``wrapped.shadow.enabled`` changes it.
         copy_args: Deep-copy the arguments for the candidate on sampled calls.
         max_pending: At most this many of this function's candidates pending at once.
+        tolerance: How far apart two body numbers (at least one a float) may be
+            and still match: a number (absolute), ``{"abs": ..., "rel": ...}`` or
+            a ``Tolerance``; the rule of ``math.isclose``. Applies only where
+            ``==`` on the records fails.
+        unordered: Paths of lists compared without regard to order, in the
+            syntax of ``ignore``, such as ``"body.items"`` or ``"body.**.tags"``.
+        noise_rate: Percent of sampled calls on which the primary runs a second
+            time, off the caller's path, to learn which paths differ on their own;
+            requires ``pure=True``. Divergence paths that the noise explains are
+            marked in ``shadowfn.log`` entries (``noisy_paths``).
+        pure: Declares that the primary has no side effects, so noise runs may
+            call it again.
         config: A ``ShadowConfig`` holding the settings above, instead of keywords.
 
     Raises:
         TypeError, ValueError: at decoration time, for an invalid setting; the
             message names the parameter, shows the value and says what is accepted.
+        DivergenceError: from a call, only inside ``shadowfn.strict()`` (or the
+            pytest plugin's ``shadowfn_strict``), the one mode in which shadowfn
+            raises into the caller, by the user's choice.
     """
     if config is None:
         config = ShadowConfig(
@@ -203,6 +248,10 @@ def shadow(
             adapter=adapter,
             copy_args=copy_args,
             max_pending=max_pending,
+            tolerance=tolerance,  # type: ignore[arg-type]
+            unordered=unordered,
+            noise_rate=noise_rate,
+            pure=pure,
         )
     elif not isinstance(config, ShadowConfig):
         raise TypeError(f"config must be a ShadowConfig, got {_describe(config)}")
@@ -241,6 +290,7 @@ def shadow(
             signature=signature,
             method_kind=method_kind,
         )
+        control.primary_is_async = inspect.iscoroutinefunction(function)
         if inspect.iscoroutinefunction(function):
             wrapper = _async_wrapper(control)
         else:
