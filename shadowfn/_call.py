@@ -84,6 +84,7 @@ class ShadowCall:
         self.primary_record: ResponseRecord | None = None
         self.candidate_record: ResponseRecord | None = None
         self.candidate_error: BaseException | None = None
+        self.noisy_paths: tuple[str, ...] = ()
         self.error: BaseException | None = None
         self._done = threading.Event()
         self._callbacks: list[Callable[[ShadowCall], None]] = []
@@ -380,7 +381,7 @@ class ShadowCall:
                 self._primary_ms if self._primary is not None else None,
                 self._candidate_ms if self._candidate_state != _RUNNING else None,
             )
-            noisy_paths = self._count_for_noise(outcome, divergence)
+            noisy_paths = self.noisy_paths = self._count_for_noise(outcome, divergence)
             self._report(outcome, error, stage, divergence, primary, candidate, noisy_paths)
         finally:
             with self._lock:
@@ -397,6 +398,8 @@ class ShadowCall:
         noise_tracker = self.control.noise_tracker
         if noise_tracker is None or outcome not in ("matched", "diverged"):
             return ()
+        if self.noise is not None:
+            self.noise.compare_if_ready()
         return noise_tracker.record_compared(divergence.paths() if divergence is not None else ())
 
     def _report(

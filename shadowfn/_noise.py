@@ -199,6 +199,7 @@ class NoiseRun:
         self._first_known = False
         self._second: ResponseRecord | None = None
         self._second_known = False
+        self._compare_claimed = False
         self._ended = False
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -273,6 +274,17 @@ class NoiseRun:
         if ready:
             pool.submit(self._compare)
 
+    def compare_if_ready(self) -> None:
+        """Compare now, on this thread, when both runs are known; the settling thread calls it.
+
+        Counting this call's own noise run before its divergence is judged makes
+        the first divergences of a function use the evidence they brought.
+        """
+        with self._lock:
+            ready = self._first_known and self._second_known
+        if ready:
+            self._compare()
+
     def _second_done(self, record: ResponseRecord | None) -> None:
         with self._lock:
             if self._second_known:
@@ -284,6 +296,10 @@ class NoiseRun:
             pool.submit(self._compare)
 
     def _compare(self) -> None:
+        with self._lock:
+            if self._compare_claimed:
+                return
+            self._compare_claimed = True
         noise = self.control.noise_tracker
         try:
             first, second = self._first, self._second

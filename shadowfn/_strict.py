@@ -164,6 +164,10 @@ def _raise_unless_matched(call: ShadowCall, settled: bool, limit: float) -> None
         lines = [f"{name}: the candidate diverged from the primary"]
         if call.divergence is not None:
             lines.extend("  " + line for line in describe_divergence(call.divergence))
+        if call.noisy_paths:
+            lines.append(
+                "  noisy paths (the primary also differs from itself there): " + ", ".join(call.noisy_paths)
+            )
         lines.extend(_traceback_lines("candidate traceback", call.candidate_error))
     elif outcome == "timeouts":
         lines = [f"{name}: the candidate did not finish within timeout={call.control.config.timeout:g} s"]

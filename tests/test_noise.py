@@ -302,3 +302,20 @@ def test_wilson_bounds_known_values() -> None:
 )
 def test_noise_rule(divergences: int, compared: int, noise_count: int, noise_runs: int, noisy: bool) -> None:
     assert is_noisy(divergences, compared, noise_count, noise_runs) is noisy
+
+
+def test_strict_message_marks_noisy_paths() -> None:
+    @shadow(describe_v2, noise_rate=100, pure=True)
+    def lookup(alpha_2: str) -> dict[str, Any]:
+        return describe(alpha_2)
+
+    for code in CODES:
+        lookup(code)
+    assert shadowfn.drain(timeout=5)
+
+    with shadowfn.strict(), pytest.raises(shadowfn.DivergenceError) as caught:
+        lookup("GB")
+
+    message = str(caught.value)
+    assert "body.name changed: 'United Kingdom' -> 'United_Kingdom'" in message
+    assert "noisy paths (the primary also differs from itself there): body.request_id" in message
