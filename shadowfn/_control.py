@@ -20,7 +20,7 @@ from ._noise import NoiseRun, NoiseStats, NoiseTracker
 from ._records import error_text
 from ._sampling import decide, split_rate
 from ._stats import FunctionStats, registry
-from ._strict import is_strict
+from ._strict import is_strict, note_skipped
 
 __all__ = ["ShadowControl", "divergence_log", "is_async_callable"]
 
@@ -135,6 +135,7 @@ class ShadowControl:
             return self._begin(instance, args, kwargs, primary)
         except Exception as exc:
             self.counters.count_call(True, "internal_errors")
+            note_skipped("internal_errors")
             _events.emit(
                 "error",
                 "shadow.internal_error",
@@ -163,6 +164,7 @@ class ShadowControl:
                 key = builder.build(args, kwargs)
             except Exception as exc:
                 counters.count_call(True, "unkeyable")
+                note_skipped("unkeyable")
                 self._warn_unkeyable(exc)
                 return None
             if not decide(key, self._whole, self._fraction):
@@ -172,6 +174,7 @@ class ShadowControl:
         # 2. Admission against the pending bounds.
         if not admission.try_acquire(self.name, self.config.max_pending):
             counters.count_call(True, "shed")
+            note_skipped("shed")
             self._warn_shed()
             return None
 
@@ -183,11 +186,13 @@ class ShadowControl:
                 copied = self._copy_arguments(args, kwargs)
                 if copied is None:
                     counters.count_call(True, "uncopyable")
+                    note_skipped("uncopyable")
                     return None
                 args, kwargs = copied
             candidate = self._resolve_candidate(instance)
             if candidate is None:
                 counters.count_call(True, "internal_errors")
+                note_skipped("internal_errors")
                 return None
 
             # 4. Start it.

@@ -14,7 +14,7 @@ from ._control import ShadowControl
 from ._keys import KeySpec
 from ._records import ResponseRecord
 from ._runtime import _IN_CANDIDATE, SWITCH
-from ._strict import DivergenceError, check_async, check_sync, is_strict
+from ._strict import DivergenceError, check_async, check_skipped, check_sync, is_strict, take_skipped
 from ._tolerance import Tolerance
 
 __all__ = ["shadow"]
@@ -46,6 +46,8 @@ def _sync_wrapper(control: ShadowControl) -> Callable[..., Any]:
             return wrapped(*args, **kwargs)
         shadow_call = control.begin(instance, args, kwargs, wrapped)
         if shadow_call is None:
+            if is_strict():
+                return _strict_without_candidate(control, wrapped, args, kwargs)
             return wrapped(*args, **kwargs)
 
         started = time.perf_counter()
@@ -78,6 +80,12 @@ def _async_wrapper(control: ShadowControl) -> Callable[..., Any]:
             return await wrapped(*args, **kwargs)
         shadow_call = control.begin(instance, args, kwargs, wrapped)
         if shadow_call is None:
+            if is_strict():
+                skipped = take_skipped()
+                result = await wrapped(*args, **kwargs)
+                __tracebackhide__ = True
+                check_skipped(control.name, skipped)
+                return result
             return await wrapped(*args, **kwargs)
 
         started = time.perf_counter()
@@ -100,6 +108,17 @@ def _async_wrapper(control: ShadowControl) -> Callable[..., Any]:
         return result
 
     return call_async
+
+
+def _strict_without_candidate(
+    control: ShadowControl, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Run the primary of a call that started no candidate; in strict mode, raise if it was sampled."""
+    skipped = take_skipped()
+    result = wrapped(*args, **kwargs)
+    __tracebackhide__ = True
+    check_skipped(control.name, skipped)
+    return result
 
 
 def _describe(value: Any) -> str:

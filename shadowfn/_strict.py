@@ -23,7 +23,16 @@ from ._records import error_text
 if TYPE_CHECKING:
     from ._call import ShadowCall
 
-__all__ = ["DivergenceError", "check_async", "check_sync", "is_strict", "strict"]
+__all__ = [
+    "DivergenceError",
+    "check_async",
+    "check_skipped",
+    "check_sync",
+    "is_strict",
+    "note_skipped",
+    "strict",
+    "take_skipped",
+]
 
 DEFAULT_GRACE = 1.0
 
@@ -34,6 +43,16 @@ class _StrictMode:
 
 
 _STRICT: contextvars.ContextVar[_StrictMode | None] = contextvars.ContextVar("shadowfn_strict", default=None)
+# The outcome of a call that started no candidate, noted by the admission step in
+# strict mode and taken by the wrapper right after it.
+_SKIPPED: contextvars.ContextVar[str | None] = contextvars.ContextVar("shadowfn_strict_skipped", default=None)
+
+_SKIP_REASONS = {
+    "shed": "it was shed because max_pending candidates were already pending",
+    "unkeyable": "no sticky key could be built from its arguments (pass key=)",
+    "uncopyable": "an argument cannot be deep-copied (pass copy_args=False if the candidate does not mutate it)",
+    "internal_errors": "shadowfn failed before the candidate started (see the shadow.internal_error event)",
+}
 
 
 class DivergenceError(AssertionError):
@@ -81,7 +100,8 @@ def strict(*, grace: float = DEFAULT_GRACE) -> Iterator[None]:
     primary's exception when the two sides matched, and raises
     :class:`DivergenceError` when they diverged, the candidate timed out, or the
     comparison failed. When the primary raised, the ``DivergenceError`` is
-    chained to that exception.
+    chained to that exception. A sampled call that started no candidate (shed,
+    unkeyable, uncopyable) raises it too, once the primary has returned.
 
     This is the one place where shadowfn raises into the caller, by the user's
     explicit choice; outside the block nothing changes. The setting lives in a
@@ -106,6 +126,33 @@ def strict(*, grace: float = DEFAULT_GRACE) -> Iterator[None]:
 def is_strict() -> bool:
     """Return whether strict mode is on in the current context."""
     return _STRICT.get() is not None
+
+
+def note_skipped(outcome: str) -> None:
+    """Note, in strict mode only, that the current call was counted as ``outcome`` without a candidate."""
+    if _STRICT.get() is not None:
+        _SKIPPED.set(outcome)
+
+
+def take_skipped() -> str | None:
+    """Return and clear the outcome noted by :func:`note_skipped` for the current call."""
+    outcome = _SKIPPED.get()
+    if outcome is not None:
+        _SKIPPED.set(None)
+    return outcome
+
+
+def check_skipped(name: str, outcome: str | None) -> None:
+    """Raise DivergenceError when a call in strict mode could not be compared at all."""
+    __tracebackhide__ = True
+    if outcome is None:
+        return
+    reason = _SKIP_REASONS.get(outcome, outcome)
+    raise DivergenceError(
+        f"{name}: strict mode could not compare this call: {reason}",
+        function=name,
+        outcome=outcome,
+    )
 
 
 def check_sync(call: ShadowCall) -> None:

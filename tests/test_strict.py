@@ -332,6 +332,79 @@ async def test_sync_primary_with_coroutine_candidate_on_loop() -> None:
     assert caught.value.outcome == "diverged"
 
 
+def test_uncopyable_call_raises_in_strict_mode() -> None:
+    returned: list[str] = []
+
+    def candidate(lock: Any, code: str) -> str:
+        return code
+
+    @shadow(candidate, timeout=1.0)
+    def primary(lock: Any, code: str) -> str:
+        returned.append(code)
+        return code
+
+    with shadowfn.strict(), pytest.raises(DivergenceError) as caught:
+        primary(threading.Lock(), "DE")
+
+    assert returned == ["DE"]
+    assert caught.value.outcome == "uncopyable"
+    assert "could not compare this call" in str(caught.value)
+    assert "pass copy_args=False" in str(caught.value)
+
+
+def test_shed_call_raises_in_strict_mode() -> None:
+    release = threading.Event()
+
+    def hangs(code: str) -> str:
+        release.wait(10)
+        return code
+
+    @shadow(hangs, timeout=5.0, max_pending=1)
+    def echo(code: str) -> str:
+        return code
+
+    try:
+        assert echo("DE") == "DE"
+        with shadowfn.strict(), pytest.raises(DivergenceError) as caught:
+            echo("FR")
+    finally:
+        release.set()
+
+    assert caught.value.outcome == "shed"
+    assert "max_pending" in str(caught.value)
+
+
+def test_unsampled_call_passes_in_strict_mode() -> None:
+    def candidate(code: str) -> str:
+        return code.lower()
+
+    # The sticky bucket of b"req-key-1" is 52, above rate 10.
+    @shadow(candidate, rate=10, key=lambda code: b"req-key-1")
+    def echo(code: str) -> str:
+        return code
+
+    with shadowfn.strict():
+        result = echo("DE")
+
+    assert result == "DE"
+    assert echo.shadow.stats.sampled == 0
+
+
+@pytest.mark.asyncio
+async def test_async_uncopyable_call_raises_in_strict_mode() -> None:
+    async def candidate(lock: Any, code: str) -> str:
+        return code
+
+    @shadow(candidate, timeout=1.0)
+    async def primary(lock: Any, code: str) -> str:
+        return code
+
+    with shadowfn.strict(), pytest.raises(DivergenceError) as caught:
+        await primary(threading.Lock(), "DE")
+
+    assert caught.value.outcome == "uncopyable"
+
+
 def test_grace_validation_names_parameter() -> None:
     expected = r"grace must be a finite number of seconds >= 0, got -1 \(int\)"
     with pytest.raises(ValueError, match=expected), shadowfn.strict(grace=-1):
