@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from . import _events
+from . import _events, _metrics
 from ._executor import configure as _configure_executor
 from ._executor import tracker
 from ._stats import FunctionStats, registry
@@ -19,7 +19,7 @@ def stats() -> dict[str, FunctionStats]:
 
 
 def drain(timeout: float | None = None) -> bool:
-    """Wait until every sampled call has its outcome and its events are logged.
+    """Wait until every sampled call has its outcome and its events and metrics are handed on.
 
     Meant for tests and shutdown. Do not call it from inside a running event loop
     that runs coroutine candidates: it blocks that loop; use :func:`adrain`.
@@ -31,7 +31,10 @@ def drain(timeout: float | None = None) -> bool:
     if not tracker.wait(timeout):
         return False
     remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-    return _events.flush(remaining)
+    if not _events.flush(remaining):
+        return False
+    remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+    return _metrics.flush(remaining)
 
 
 async def adrain(timeout: float | None = None) -> bool:
@@ -41,7 +44,7 @@ async def adrain(timeout: float | None = None) -> bool:
         True when everything finished, False when ``timeout`` seconds passed first.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
-    while tracker.open > 0 or not _events.flush(0):
+    while tracker.open > 0 or not _events.flush(0) or not _metrics.flush(0):
         if deadline is not None and time.monotonic() >= deadline:
             return False
         await asyncio.sleep(0.002)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import _events
+from . import _events, _metrics
 from ._divergence import Divergence, diff_records
 from ._executor import admission, pool, timer, tracker
 from ._log import DivergenceEntry
@@ -28,6 +28,7 @@ from ._runtime import mark_candidate
 
 if TYPE_CHECKING:
     from ._control import ShadowControl
+    from ._noise import NoiseRun
 
 __all__ = ["ShadowCall"]
 
@@ -76,6 +77,7 @@ class ShadowCall:
         self._primary_ms = 0.0
         self._task: asyncio.Task[None] | None = None
         self._task_loop: asyncio.AbstractEventLoop | None = None
+        self.noise: NoiseRun | None = None
 
         # The result, readable once ``done()`` is true.
         self.outcome: str | None = None
@@ -83,6 +85,7 @@ class ShadowCall:
         self.primary_record: ResponseRecord | None = None
         self.candidate_record: ResponseRecord | None = None
         self.candidate_error: BaseException | None = None
+        self.noisy_paths: tuple[str, ...] = ()
         self.error: BaseException | None = None
         self._done = threading.Event()
         self._callbacks: list[Callable[[ShadowCall], None]] = []
@@ -136,9 +139,37 @@ class ShadowCall:
         task.add_done_callback(keep.discard)
         self._task, self._task_loop = task, loop
 
+    def attach_noise(self, run: NoiseRun) -> None:
+        """Hand the primary's record to ``run`` once the primary finishes (before the primary runs)."""
+        self.noise = run
+
+    def _hand_to_noise(self) -> None:
+        noise = self.noise
+        if noise is None:
+            return
+        try:
+            noise.first_done(self._primary)
+        except Exception as exc:
+            # Runs on the caller's path, so nothing may escape.
+            _events.emit(
+                "error",
+                "shadow.internal_error",
+                self.context,
+                function=self.control.name,
+                stage="noise",
+                error=error_text(exc),
+                exc_info=exc,
+            )
+
     # The primary's side, called from the caller's thread or task -----------
 
     def primary_returned(self, value: Any, seconds: float) -> None:
+        try:
+            self._primary_returned(value, seconds)
+        finally:
+            self._hand_to_noise()
+
+    def _primary_returned(self, value: Any, seconds: float) -> None:
         try:
             config = self.control.config
             try:
@@ -152,6 +183,12 @@ class ShadowCall:
             self._settle("internal_errors", error=exc, stage="primary")
 
     def primary_raised(self, exc: BaseException, seconds: float) -> None:
+        try:
+            self._primary_raised(exc, seconds)
+        finally:
+            self._hand_to_noise()
+
+    def _primary_raised(self, exc: BaseException, seconds: float) -> None:
         try:
             if not isinstance(exc, Exception):
                 # Cancellation, KeyboardInterrupt, SystemExit: nothing to compare.
@@ -311,11 +348,21 @@ class ShadowCall:
         if config.compare is not None and primary.ok and candidate.ok:
             if config.compare(self._primary_value, value):
                 return None
-            found = diff_records(primary, candidate, config.ignore_paths)
+            found = self._diff(primary, candidate)
             return found or Divergence(note="compare() returned False")
         if primary == candidate:
             return None
-        return diff_records(primary, candidate, config.ignore_paths)
+        return self._diff(primary, candidate)
+
+    def _diff(self, primary: ResponseRecord, candidate: ResponseRecord) -> Divergence | None:
+        config = self.control.config
+        return diff_records(
+            primary,
+            candidate,
+            config.ignore_paths,
+            tolerance=config.tolerance,
+            unordered=config.unordered_paths,
+        )
 
     def _settle(
         self,
@@ -341,7 +388,14 @@ class ShadowCall:
             self.control.counters.settle(outcome)
             if self.key is not None and outcome in ("matched", "diverged"):
                 self.control.counters.keys.add(key_hash(self.key))
-            self._report(outcome, error, stage, divergence, primary, candidate)
+            _metrics.record(
+                self.control.name,
+                outcome,
+                self._primary_ms if self._primary is not None else None,
+                self._candidate_ms if self._candidate_state != _RUNNING else None,
+            )
+            noisy_paths = self.noisy_paths = self._count_for_noise(outcome, divergence)
+            self._report(outcome, error, stage, divergence, primary, candidate, noisy_paths)
         finally:
             with self._lock:
                 callbacks, self._callbacks = self._callbacks, []
@@ -352,6 +406,15 @@ class ShadowCall:
             if release:
                 admission.release(self.control.name)
 
+    def _count_for_noise(self, outcome: str, divergence: Divergence | None) -> tuple[str, ...]:
+        """Count a compared call in the noise evidence; return the divergence's noisy paths."""
+        noise_tracker = self.control.noise_tracker
+        if noise_tracker is None or outcome not in ("matched", "diverged"):
+            return ()
+        if self.noise is not None:
+            self.noise.compare_if_ready()
+        return noise_tracker.record_compared(divergence.paths() if divergence is not None else ())
+
     def _report(
         self,
         outcome: str,
@@ -360,6 +423,7 @@ class ShadowCall:
         divergence: Divergence | None,
         primary: ResponseRecord | None,
         candidate: ResponseRecord | None,
+        noisy_paths: tuple[str, ...] = (),
     ) -> None:
         name = self.control.name
         key = key_digest(self.key) if self.key is not None else "-"
@@ -375,6 +439,7 @@ class ShadowCall:
                 candidate=_bounded(candidate),
                 primary_ms=self._primary_ms,
                 candidate_ms=self._candidate_ms,
+                noisy_paths=noisy_paths,
             )
             self.control.log.append(entry)
             _events.emit(
@@ -385,6 +450,7 @@ class ShadowCall:
                 key=key,
                 summary=divergence.summary(),
                 diff=divergence.to_dict(),
+                noisy_paths=list(noisy_paths),
                 **timing,
             )
         elif outcome == "matched":

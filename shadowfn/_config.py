@@ -11,6 +11,7 @@ from ._keys import KeySpec
 from ._paths import PathSet
 from ._records import ResponseRecord
 from ._sampling import should_shadow
+from ._tolerance import Tolerance, parse_tolerance
 
 __all__ = ["ShadowConfig", "check_rate"]
 
@@ -59,7 +60,14 @@ class ShadowConfig:
     adapter: Callable[[Any], ResponseRecord] | None = None
     copy_args: bool = True
     max_pending: int | None = None
+    tolerance: Tolerance | None = None
+    unordered: tuple[str, ...] = ()
+    noise_rate: float = 0
+    pure: bool = False
     ignore_paths: PathSet = dataclasses.field(default_factory=PathSet, init=False, repr=False, compare=False)
+    unordered_paths: PathSet = dataclasses.field(
+        default_factory=PathSet, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         check_rate(self.rate)
@@ -94,6 +102,9 @@ class ShadowConfig:
             raise ValueError(f"ignore has an invalid path: {exc}") from None
         object.__setattr__(self, "ignore", tuple(ignore))
         object.__setattr__(self, "ignore_paths", paths)
+        object.__setattr__(self, "tolerance", parse_tolerance(self.tolerance))
+        self._check_unordered()
+        self._check_noise()
 
         for name in ("compare", "adapter"):
             hook = getattr(self, name)
@@ -148,3 +159,38 @@ class ShadowConfig:
     def with_max_pending(self, max_pending: int | None) -> ShadowConfig:
         """Return a copy with at most ``max_pending`` candidates pending at once."""
         return dataclasses.replace(self, max_pending=max_pending)
+
+    def _check_unordered(self) -> None:
+        unordered: Any = self.unordered
+        if isinstance(unordered, str):
+            unordered = (unordered,)
+        if not isinstance(unordered, (tuple, list, frozenset, set)):
+            raise TypeError(
+                "unordered must be a tuple of path patterns of lists, such as 'body.items' "
+                f"or 'body.**.tags', got {_show(unordered)}"
+            )
+        try:
+            paths = PathSet(unordered)
+        except ValueError as exc:
+            raise ValueError(f"unordered has an invalid path: {exc}") from None
+        object.__setattr__(self, "unordered", tuple(unordered))
+        object.__setattr__(self, "unordered_paths", paths)
+
+    def _check_noise(self) -> None:
+        if not isinstance(self.pure, bool):
+            raise TypeError(f"pure must be True or False, got {_show(self.pure)}")
+        noise_rate = self.noise_rate
+        if isinstance(noise_rate, bool) or not isinstance(noise_rate, (int, float)):
+            raise TypeError(
+                f"noise_rate must be a number in [0, 100] (percent of sampled calls), got {_show(noise_rate)}"
+            )
+        if math.isnan(noise_rate) or not 0 <= noise_rate <= 100:
+            raise ValueError(
+                f"noise_rate must be a number in [0, 100] (percent of sampled calls), got {_show(noise_rate)}"
+            )
+        if noise_rate > 0 and not self.pure:
+            raise ValueError(
+                f"noise_rate={noise_rate!r} requires pure=True: noise runs call the decorated function "
+                "a second time, which is only safe for a function without side effects. "
+                "Pass pure=True if it has none, or leave noise_rate at 0"
+            )

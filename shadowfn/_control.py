@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import copy
 import inspect
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -15,10 +16,12 @@ from ._config import ShadowConfig, check_rate
 from ._executor import admission, loop_thread, tracker
 from ._keys import KeyBuilder, UnencodableError, qualified_name
 from ._log import DivergenceLog
+from ._noise import NoiseRun, NoiseStats, NoiseTracker
 from ._readiness import ReadinessReport
 from ._records import error_text
 from ._sampling import decide, split_rate
 from ._stats import FunctionStats, registry
+from ._strict import is_strict, note_skipped
 
 __all__ = ["ShadowControl", "divergence_log", "is_async_callable"]
 
@@ -57,6 +60,9 @@ class ShadowControl:
         self.config = config
         self.counters = registry.counters(name)
         self.log = divergence_log
+        self.noise_tracker = NoiseTracker() if config.noise_rate > 0 else None
+        # Set by the decorator: strict mode must not block the loop an async primary runs on.
+        self.primary_is_async = False
         self._method_kind = method_kind
         self._enabled = bool(enabled)
         self._set_rate(config.rate)
@@ -122,6 +128,13 @@ class ShadowControl:
             errors=stats.compare_errors + stats.internal_errors,
         )
 
+    @property
+    def noise(self) -> NoiseStats | None:
+        """A snapshot of the noise evidence, or None when ``noise_rate`` is 0."""
+        if self.noise_tracker is None:
+            return None
+        return self.noise_tracker.snapshot()
+
     # One call ---------------------------------------------------------------
 
     def begin(
@@ -129,22 +142,25 @@ class ShadowControl:
         instance: Any,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        primary: Callable[..., Any] | None = None,
         *,
         on_running_loop: bool = True,
     ) -> ShadowCall | None:
         """Decide, admit and start the shadow side of one call; None when the call is not shadowed.
 
-        A coroutine candidate runs as a task on the caller's running event loop
-        when there is one and ``on_running_loop`` is true, else on shadowfn's
-        background loop. A caller that blocks its own loop while it waits for the
-        outcome must pass ``on_running_loop=False``.
+        ``primary``, the callable the wrapper is about to call, is needed only
+        for noise runs. A coroutine candidate runs as a task on the caller's
+        running event loop when there is one and ``on_running_loop`` is true,
+        else on shadowfn's background loop. A caller that blocks its own loop
+        while it waits for the outcome must pass ``on_running_loop=False``.
 
         Never raises: a failure of shadowfn itself counts as an internal error.
         """
         try:
-            return self._begin(instance, args, kwargs, on_running_loop)
+            return self._begin(instance, args, kwargs, primary, on_running_loop)
         except Exception as exc:
             self.counters.count_call(True, "internal_errors")
+            note_skipped("internal_errors")
             _events.emit(
                 "error",
                 "shadow.internal_error",
@@ -157,7 +173,12 @@ class ShadowControl:
             return None
 
     def _begin(
-        self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], on_running_loop: bool
+        self,
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        primary: Callable[..., Any] | None,
+        on_running_loop: bool = True,
     ) -> ShadowCall | None:
         counters = self.counters
         key: bytes | None = None
@@ -169,6 +190,7 @@ class ShadowControl:
                 key = builder.build(args, kwargs)
             except Exception as exc:
                 counters.count_call(True, "unkeyable")
+                note_skipped("unkeyable")
                 self._warn_unkeyable(exc)
                 return None
             if not decide(key, self._whole, self._fraction):
@@ -178,21 +200,25 @@ class ShadowControl:
         # 2. Admission against the pending bounds.
         if not admission.try_acquire(self.name, self.config.max_pending):
             counters.count_call(True, "shed")
+            note_skipped("shed")
             self._warn_shed()
             return None
 
         # 3. The candidate's own copy of the arguments.
         started = False
+        original = (args, kwargs)
         try:
             if self.config.copy_args:
                 copied = self._copy_arguments(args, kwargs)
                 if copied is None:
                     counters.count_call(True, "uncopyable")
+                    note_skipped("uncopyable")
                     return None
                 args, kwargs = copied
             candidate = self._resolve_candidate(instance)
             if candidate is None:
                 counters.count_call(True, "internal_errors")
+                note_skipped("internal_errors")
                 return None
 
             # 4. Start it.
@@ -209,6 +235,8 @@ class ShadowControl:
                 None if key is not None else builder.build,
             )
             self._start(call, candidate, on_running_loop)
+            if primary is not None and self.noise_tracker is not None:
+                self._start_noise(call, primary, *original)
             return call
         finally:
             if not started:
@@ -233,10 +261,37 @@ class ShadowControl:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
                 loop = None
-        if loop is not None:
+        # A sync primary in strict mode blocks its thread while it waits, so a
+        # candidate task on that thread's loop could never run.
+        if loop is not None and not (is_strict() and not self.primary_is_async):
             call.start_task(loop, _TASKS)
         else:
             loop_thread.submit(call._run_async_candidate, call.context.copy())
+
+    def _start_noise(
+        self, call: ShadowCall, primary: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """Start a second run of the pure primary on ``noise_rate`` percent of sampled calls."""
+        noise_tracker = self.noise_tracker
+        assert noise_tracker is not None
+        if random.random() * 100 >= self.config.noise_rate:
+            return
+        if not admission.try_acquire(self.name, self.config.max_pending):
+            noise_tracker.record_skipped()
+            return
+        try:
+            if self.config.copy_args:
+                args, kwargs = copy.deepcopy((args, kwargs))
+            run = NoiseRun(self, primary, args, kwargs, contextvars.copy_context())
+            if self.primary_is_async:
+                run.start_task(asyncio.get_running_loop(), _TASKS)
+            else:
+                run.start_in_pool()
+        except Exception:
+            admission.release(self.name)
+            noise_tracker.record_skipped()
+            return
+        call.attach_noise(run)
 
     def _resolve_candidate(self, instance: Any) -> Callable[..., Any] | None:
         candidate = self.candidate

@@ -14,6 +14,8 @@ from ._control import ShadowControl
 from ._keys import KeySpec
 from ._records import ResponseRecord
 from ._runtime import _IN_CANDIDATE, SWITCH
+from ._strict import DivergenceError, check_async, check_skipped, check_sync, is_strict, take_skipped
+from ._tolerance import Tolerance
 
 __all__ = ["shadow"]
 
@@ -52,8 +54,10 @@ def _sync_wrapper(control: ShadowControl) -> Callable[..., Any]:
     ) -> Any:
         if not (SWITCH.enabled and control._enabled) or control._rate <= 0 or _IN_CANDIDATE.get():
             return wrapped(*args, **kwargs)
-        shadow_call = control.begin(instance, args, kwargs)
+        shadow_call = control.begin(instance, args, kwargs, wrapped)
         if shadow_call is None:
+            if is_strict():
+                return _strict_without_candidate(control, wrapped, args, kwargs)
             return wrapped(*args, **kwargs)
 
         started = time.perf_counter()
@@ -61,8 +65,18 @@ def _sync_wrapper(control: ShadowControl) -> Callable[..., Any]:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
             shadow_call.primary_raised(exc, time.perf_counter() - started)
+            if isinstance(exc, Exception) and is_strict():
+                __tracebackhide__ = True
+                try:
+                    check_sync(shadow_call)
+                except DivergenceError as error:
+                    raise error from exc
             raise
         shadow_call.primary_returned(result, time.perf_counter() - started)
+        if is_strict():
+            # Strict mode, chosen by the user: wait for the candidate and raise on a mismatch.
+            __tracebackhide__ = True  # pytest shows the test's line, not this frame.
+            check_sync(shadow_call)
         return result
 
     return call_sync
@@ -74,8 +88,14 @@ def _async_wrapper(control: ShadowControl) -> Callable[..., Any]:
     ) -> Any:
         if not (SWITCH.enabled and control._enabled) or control._rate <= 0 or _IN_CANDIDATE.get():
             return await wrapped(*args, **kwargs)
-        shadow_call = control.begin(instance, args, kwargs)
+        shadow_call = control.begin(instance, args, kwargs, wrapped)
         if shadow_call is None:
+            if is_strict():
+                skipped = take_skipped()
+                result = await wrapped(*args, **kwargs)
+                __tracebackhide__ = True
+                check_skipped(control.name, skipped)
+                return result
             return await wrapped(*args, **kwargs)
 
         started = time.perf_counter()
@@ -83,11 +103,32 @@ def _async_wrapper(control: ShadowControl) -> Callable[..., Any]:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
             shadow_call.primary_raised(exc, time.perf_counter() - started)
+            if isinstance(exc, Exception) and is_strict():
+                __tracebackhide__ = True
+                try:
+                    await check_async(shadow_call)
+                except DivergenceError as error:
+                    raise error from exc
             raise
         shadow_call.primary_returned(result, time.perf_counter() - started)
+        if is_strict():
+            # Strict mode, chosen by the user: await the candidate and raise on a mismatch.
+            __tracebackhide__ = True
+            await check_async(shadow_call)
         return result
 
     return call_async
+
+
+def _strict_without_candidate(
+    control: ShadowControl, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Run the primary of a call that started no candidate; in strict mode, raise if it was sampled."""
+    skipped = take_skipped()
+    result = wrapped(*args, **kwargs)
+    __tracebackhide__ = True
+    check_skipped(control.name, skipped)
+    return result
 
 
 def _describe(value: Any) -> str:
@@ -149,6 +190,10 @@ def shadow(
     enabled: bool = ...,
     copy_args: bool = ...,
     max_pending: int | None = ...,
+    tolerance: float | dict[str, float] | Tolerance | None = ...,
+    unordered: tuple[str, ...] | list[str] | str = ...,
+    noise_rate: float = ...,
+    pure: bool = ...,
 ) -> Callable[[F], F]: ...
 
 
@@ -171,6 +216,10 @@ def shadow(
     enabled: bool = True,
     copy_args: Any = _DEFAULT,
     max_pending: Any = _DEFAULT,
+    tolerance: Any = _DEFAULT,
+    unordered: Any = _DEFAULT,
+    noise_rate: Any = _DEFAULT,
+    pure: Any = _DEFAULT,
     config: ShadowConfig | None = None,
 ) -> Callable[[F], F]:
     """Shadow the decorated function (the primary) with ``candidate``.
@@ -197,17 +246,32 @@ def shadow(
         enabled: Whether shadowing starts on; ``wrapped.shadow.enabled`` changes it.
         copy_args: Deep-copy the arguments for the candidate on sampled calls.
         max_pending: At most this many of this function's candidates pending at once.
+        tolerance: How far apart two body numbers (at least one a float) may be
+            and still match: a number (absolute), ``{"abs": ..., "rel": ...}`` or
+            a ``Tolerance``; the rule of ``math.isclose``. Applies only where
+            ``==`` on the records fails.
+        unordered: Paths of lists compared without regard to order, in the
+            syntax of ``ignore``, such as ``"body.items"`` or ``"body.**.tags"``.
+        noise_rate: Percent of sampled calls on which the primary runs a second
+            time, off the caller's path, to learn which paths differ on their own;
+            requires ``pure=True``. Divergence paths that the noise explains are
+            marked in ``shadowfn.log`` entries (``noisy_paths``).
+        pure: Declares that the primary has no side effects, so noise runs may
+            call it again.
         config: A ``ShadowConfig`` holding the settings from ``rate`` to
-            ``max_pending`` (all but ``name`` and ``enabled``), instead of keywords.
+            ``pure`` (all but ``name`` and ``enabled``), instead of keywords.
             Passing it together with one of those keywords raises TypeError.
 
     Settings left out take ``ShadowConfig``'s defaults: rate 100, timeout 2.0,
-    key None, ignore (), compare None, adapter None, copy_args True and
-    max_pending None.
+    key None, ignore (), compare None, adapter None, copy_args True,
+    max_pending None, tolerance None, unordered (), noise_rate 0 and pure False.
 
     Raises:
         TypeError, ValueError: at decoration time, for an invalid setting; the
             message names the parameter, shows the value and says what is accepted.
+        DivergenceError: from a call, only inside ``shadowfn.strict()`` (or the
+            pytest plugin's ``shadowfn_strict``), the one mode in which shadowfn
+            raises into the caller, by the user's choice.
     """
     settings = {
         "rate": rate,
@@ -218,6 +282,10 @@ def shadow(
         "adapter": adapter,
         "copy_args": copy_args,
         "max_pending": max_pending,
+        "tolerance": tolerance,
+        "unordered": unordered,
+        "noise_rate": noise_rate,
+        "pure": pure,
     }
     passed = {setting: value for setting, value in settings.items() if value is not _DEFAULT}
     if config is None:
@@ -265,6 +333,7 @@ def shadow(
             signature=signature,
             method_kind=method_kind,
         )
+        control.primary_is_async = inspect.iscoroutinefunction(function)
         if inspect.iscoroutinefunction(function):
             wrapper = _async_wrapper(control)
         else:

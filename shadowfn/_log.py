@@ -29,6 +29,8 @@ class DivergenceEntry:
         candidate: The candidate's record, cut the same way.
         primary_ms: The primary's run time in milliseconds.
         candidate_ms: The candidate's run time in milliseconds.
+        noisy_paths: The divergence's paths that were judged noise when it was
+            logged (see ``noise_rate=``); empty without noise runs.
     """
 
     function: str
@@ -39,13 +41,21 @@ class DivergenceEntry:
     candidate: ResponseRecord
     primary_ms: float
     candidate_ms: float
+    noisy_paths: tuple[str, ...] = ()
+
+    @property
+    def noise_only(self) -> bool:
+        """Whether every diverging path of this entry was judged noise."""
+        paths = self.divergence.paths()
+        return bool(paths) and all(path in self.noisy_paths for path in paths)
 
     def __repr__(self) -> str:
         clock = self.at.strftime("%H:%M:%S")
         return (
             f"<DivergenceEntry {clock} {self.function} key={self.key} "
             f"{self.divergence.summary()} "
-            f"({self.primary_ms:.2f} ms vs {self.candidate_ms:.2f} ms)>"
+            f"({self.primary_ms:.2f} ms vs {self.candidate_ms:.2f} ms)"
+            f"{_noise_note(self.noisy_paths)}>"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,7 +67,14 @@ class DivergenceEntry:
             "divergence": self.divergence.to_dict(),
             "primary_ms": self.primary_ms,
             "candidate_ms": self.candidate_ms,
+            "noisy_paths": list(self.noisy_paths),
         }
+
+
+def _noise_note(noisy_paths: tuple[str, ...]) -> str:
+    if not noisy_paths:
+        return ""
+    return " noisy: " + ", ".join(noisy_paths)
 
 
 class DivergenceLog:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, fields
 
+from . import _metrics
 from ._readiness import KeySketch
 
 __all__ = ["Counters", "FunctionStats", "registry"]
@@ -89,6 +90,9 @@ class Counters:
                     values["pending"] += 1
                 else:
                     values[outcome] += 1
+        if outcome is not None:
+            # Settled before a candidate started (shed, unkeyable, ...): no durations.
+            _metrics.record(self.name, outcome)
 
     def settle(self, outcome: str) -> None:
         """Move one pending call to ``outcome``."""
