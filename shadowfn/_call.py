@@ -115,15 +115,28 @@ class ShadowCall:
         pool.submit(self._run_sync_candidate)
 
     def start_task(self, loop: asyncio.AbstractEventLoop, keep: set[asyncio.Task[None]]) -> None:
-        """Run a coroutine candidate as a task on ``loop``, the running loop; ``keep`` holds a strong reference.
+        """Run a coroutine candidate as a task on ``loop``, which must be running in this thread.
 
-        The task copies the caller's context when it is created, so the candidate
-        sees the caller's context variables and its own changes stay in its copy.
+        ``keep`` holds a strong reference until the task ends. The task copies the
+        current context when it is created, so the candidate sees the caller's
+        context variables and its own changes stay in its copy. The timer thread
+        settles the call as a timeout at the deadline even when the candidate
+        ignores its cancellation or the loop stops running it.
         """
         task = loop.create_task(self._run_async_candidate())
         keep.add(task)
         task.add_done_callback(keep.discard)
+        task.add_done_callback(self._task_ended)
         self._task, self._task_loop = task, loop
+        timer.call_at(time.monotonic() + self.control.config.timeout, self._on_timeout)
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        # A task cancelled before its first step (asyncio.run() cancels every
+        # task it leaves behind) never runs the body of _run_async_candidate, so
+        # its cleanup happens here instead.
+        if not self._candidate_ended:
+            self._settle("cancelled")
+            self._end_candidate()
 
     # The primary's side, called from the caller's thread or task -----------
 
@@ -251,6 +264,8 @@ class ShadowCall:
 
     def _end_candidate(self) -> None:
         with self._lock:
+            if self._candidate_ended:
+                return
             self._candidate_ended = True
             release = self._settled
             self.args = ()

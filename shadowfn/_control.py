@@ -50,6 +50,7 @@ class ShadowControl:
         enabled: bool,
         signature: inspect.Signature | None,
         method_kind: str,
+        primary_is_async: bool = False,
     ) -> None:
         self.name = name
         self.candidate = candidate
@@ -57,6 +58,7 @@ class ShadowControl:
         self.counters = registry.counters(name)
         self.log = divergence_log
         self._method_kind = method_kind
+        self._primary_is_async = primary_is_async
         self._enabled = bool(enabled)
         self._set_rate(config.rate)
         self._warned_types: set[tuple[str, str]] = set()
@@ -193,15 +195,12 @@ class ShadowControl:
             is_async = is_async_callable(candidate)
         if not is_async:
             call.start_in_pool()
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is not None:
-            call.start_task(loop, _TASKS)
+        elif self._primary_is_async:
+            call.start_task(asyncio.get_running_loop(), _TASKS)
         else:
-            loop_thread.submit(call._run_async_candidate, call.context.copy())
+            # A sync primary blocks its thread, even when that thread runs an
+            # event loop, so its coroutine candidate runs on shadowfn's own loop.
+            loop_thread.submit(call.start_task, call.context.copy())
 
     def _resolve_candidate(self, instance: Any) -> Callable[..., Any] | None:
         candidate = self.candidate
