@@ -128,7 +128,19 @@ class ShadowCall:
         task.add_done_callback(keep.discard)
         task.add_done_callback(self._task_ended)
         self._task, self._task_loop = task, loop
-        timer.call_at(time.monotonic() + self.control.config.timeout, self._on_timeout)
+        timer.call_at(time.monotonic() + self.control.config.timeout, self._on_task_deadline)
+
+    def _on_task_deadline(self) -> None:
+        self._on_timeout()
+        task, loop = self._task, self._task_loop
+        if task is None or loop is None or not loop.is_closed() or task.done():
+            return
+        # The loop was closed without cancelling its tasks (loop.close() after
+        # run_until_complete), so this task can never run again. Its pending slot
+        # is freed, so shadowing goes on.
+        # NOTE: the task stays referenced, because collecting it would make asyncio
+        # report it, and wait_for's inner task, as destroyed while pending.
+        self._end_candidate()
 
     def _task_ended(self, task: asyncio.Task[None]) -> None:
         # A task cancelled before its first step (asyncio.run() cancels every

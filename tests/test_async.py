@@ -661,3 +661,26 @@ async def test_context_reaches_candidate_and_event(pairing: str) -> None:
     divergences = [log for log in logs if log["event"] == "shadow.divergence"]
     assert len(divergences) == 1
     assert divergences[0]["tenant"] == "acme"
+
+
+def test_closed_loop_frees_pending_slot() -> None:
+    from shadowfn._executor import admission
+
+    @shadow(make_candidate("async", "hanging", Probe()), timeout=0.2)
+    async def primary(x: int) -> int:
+        return x
+
+    pending_before = admission.pending
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(primary(1)) == 1
+    finally:
+        loop.close()
+
+    assert shadowfn.drain(timeout=5)
+    assert stats_of(primary).timeouts == 1
+    # The timer thread frees the slot right after settling the timeout.
+    deadline = time.monotonic() + 5
+    while admission.pending > pending_before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert admission.pending == pending_before
