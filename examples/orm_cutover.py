@@ -124,15 +124,6 @@ class LookupLog(Base):
     type: Mapped[str]
 
 
-class Country(Base):
-    __tablename__ = "country"
-
-    alpha_2: Mapped[str] = mapped_column(primary_key=True)
-    alpha_3: Mapped[str]
-    name: Mapped[str]
-    official_name: Mapped[str | None]
-
-
 # The primary and its ports ---------------------------------------------------------
 
 
@@ -149,9 +140,9 @@ def orm_port(sessions: sessionmaker[Session], *, collate: bool) -> Callable[...,
     """Build the ORM port of ``subdivisions_sql``; ``collate=False`` is the first, naive port.
 
     The port receives the caller's own ``sqlite3`` connection (``copy_args=False``)
-    and leaves it alone: a ``sqlite3`` connection may only be used in the thread
-    that created it, and the candidate runs on a worker thread. It opens its own
-    session instead.
+    and does not use it, because a ``sqlite3`` connection may only be used in the
+    thread that created it and the candidate runs on a worker thread. The port
+    opens its own session instead.
     """
 
     def subdivisions_orm(conn: sqlite3.Connection, country_code: str, type: str) -> list[dict[str, Any]]:
@@ -269,8 +260,8 @@ def field_of(path: str) -> str:
 def run_pass(title: str, function: Any, conn: Any, groups: list[tuple[str, str]], report: Report) -> Stage:
     """Call ``function`` once per group and collect what its shadow reported.
 
-    The pass waits for each call's shadow work before the next call, only so that
-    each divergence can be attached to its group; a service would not wait.
+    The pass waits for each call's shadow work before the next call, so that each
+    divergence can be attached to its group. A service would not wait.
     """
     name = function.shadow.name
     stage = Stage(title=title, stats=function.shadow.stats)
@@ -437,9 +428,27 @@ def print_report(report: Report) -> None:
     print(f"lookup_log rows: {report.lookups_logged} for {report.primary_calls} primary calls")
 
 
+def is_replaceable(path: Path) -> bool:
+    """Return whether ``path`` is missing, empty, or a database this program built."""
+    if not path.exists() or path.stat().st_size == 0:
+        return True
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        conn.close()
+    except sqlite3.DatabaseError:
+        return False
+
+    return tables == {"country", "subdivision", "lookup_log"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", type=Path, help="SQLite file to (re)build; a temporary file by default")
+    parser.add_argument(
+        "--db",
+        type=Path,
+        help="SQLite file to build, replacing one that this program built before; a temporary file by default",
+    )
     parser.add_argument(
         "--limit", type=int, default=None, help="query only the first N countries with subdivisions"
     )
@@ -448,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--limit must be a positive number of countries, got {options.limit}")
 
     if options.db is not None:
+        if not is_replaceable(options.db):
+            parser.error(f"--db {options.db} exists and is not a database built by this program")
         print_report(run(options.db, options.limit))
         return 0
     with tempfile.TemporaryDirectory() as folder:

@@ -158,3 +158,15 @@ def test_main_rejects_bad_limit(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert exited.value.code == 2
     assert "--limit must be a positive number of countries, got 0" in capsys.readouterr().err
+
+
+def test_main_keeps_foreign_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database\n")
+
+    with pytest.raises(SystemExit) as exited:
+        orm_cutover.main(["--db", str(path)])
+
+    assert exited.value.code == 2
+    assert "is not a database built by this program" in capsys.readouterr().err
+    assert path.read_text() == "not a database\n"
