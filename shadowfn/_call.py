@@ -131,16 +131,15 @@ class ShadowCall:
         timer.call_at(time.monotonic() + self.control.config.timeout, self._on_task_deadline)
 
     def _on_task_deadline(self) -> None:
-        self._on_timeout()
         task, loop = self._task, self._task_loop
-        if task is None or loop is None or not loop.is_closed() or task.done():
-            return
-        # The loop was closed without cancelling its tasks (loop.close() after
-        # run_until_complete), so this task can never run again. Its pending slot
-        # is freed, so shadowing goes on.
-        # NOTE: the task stays referenced, because collecting it would make asyncio
-        # report it, and wait_for's inner task, as destroyed while pending.
-        self._end_candidate()
+        if task is not None and loop is not None and loop.is_closed() and not task.done():
+            # The loop was closed without cancelling its tasks (loop.close() after
+            # run_until_complete), so this task can never run again. Its pending
+            # slot is freed, so shadowing goes on.
+            # NOTE: the task stays referenced, because collecting it would make asyncio
+            # report it, and wait_for's inner task, as destroyed while pending.
+            self._end_candidate()
+        self._on_timeout()
 
     def _task_ended(self, task: asyncio.Task[None]) -> None:
         # A task cancelled before its first step (asyncio.run() cancels every
@@ -362,9 +361,10 @@ class ShadowCall:
                 self._done.set()
             for callback in callbacks:
                 _run_callback(callback, self)
-            tracker.closed()
+            # Free the slot first, so that after drain() every settled call's slot is free.
             if release:
                 admission.release(self.control.name)
+            tracker.closed()
 
     def _report(
         self,

@@ -243,9 +243,9 @@ async def test_sync_candidate_keeps_loop_responsive(work: str) -> None:
     def candidate(x: int) -> int:
         threads.append(threading.current_thread().name)
         if work == "sleep":
-            time.sleep(0.5)
+            time.sleep(0.6)
         else:
-            deadline = time.perf_counter() + 0.5
+            deadline = time.perf_counter() + 0.6
             while time.perf_counter() < deadline:
                 sum(range(1000))
         finished.set()
@@ -271,9 +271,9 @@ async def test_sync_candidate_keeps_loop_responsive(work: str) -> None:
     assert await shadowfn.adrain(timeout=5)
 
     assert threads == ["shadowfn-worker"]
-    assert len(gaps) > 20
-    # A candidate on the loop thread would stall the ticker for its whole 0.5 s.
-    assert max(gaps) < 0.15
+    assert len(gaps) >= 5
+    # A candidate on the loop thread would stall the ticker for its whole 0.6 s.
+    assert max(gaps) < 0.3
 
 
 @pytest.mark.asyncio
@@ -306,8 +306,10 @@ def test_background_loop_starts_lazily_and_stops_at_exit() -> None:
         cancelled = threading.Event()
         # Registered before shadowfn is imported, so it runs after shadowfn's own
         # exit handler (atexit runs the last registered first).
-        atexit.register(lambda: print("cancelled" if cancelled.is_set() else "still running"))
+        atexit.register(lambda: print("candidate:", "cancelled" if cancelled.is_set() else "running"))
 
+        import logging, structlog
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
         from shadowfn import shadow
 
         def loop_threads():
@@ -341,8 +343,8 @@ def test_background_loop_starts_lazily_and_stops_at_exit() -> None:
 
     assert completed.returncode == 0, completed.stderr
     assert completed.stderr == ""
-    # The last line comes from the handler that runs after shadowfn's loop shutdown.
-    assert completed.stdout.splitlines()[-1] == "cancelled"
+    # The handler that prints this line runs after shadowfn's loop shutdown.
+    assert completed.stdout == "candidate: cancelled\n"
     assert elapsed < 10
 
 
@@ -664,23 +666,64 @@ async def test_context_reaches_candidate_and_event(pairing: str) -> None:
 
 
 def test_closed_loop_frees_pending_slot() -> None:
-    from shadowfn._executor import admission
-
-    @shadow(make_candidate("async", "hanging", Probe()), timeout=0.2)
+    @shadow(make_candidate("async", "hanging", Probe()), timeout=0.2, max_pending=1)
     async def primary(x: int) -> int:
         return x
 
-    pending_before = admission.pending
-    loop = asyncio.new_event_loop()
-    try:
-        assert loop.run_until_complete(primary(1)) == 1
-    finally:
-        loop.close()
+    for attempt in (1, 2):
+        loop = asyncio.new_event_loop()
+        try:
+            assert loop.run_until_complete(primary(attempt)) == attempt
+        finally:
+            loop.close()
+        assert shadowfn.drain(timeout=5)
 
-    assert shadowfn.drain(timeout=5)
-    assert stats_of(primary).timeouts == 1
-    # The timer thread frees the slot right after settling the timeout.
-    deadline = time.monotonic() + 5
-    while admission.pending > pending_before and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert admission.pending == pending_before
+    stats = stats_of(primary)
+    # With one slot, a slot still held by the first candidate would shed the second call.
+    assert stats.shed == 0
+    assert stats.timeouts == 2
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("pairing", PAIRINGS)
+async def test_failing_hooks_reach_no_caller(pairing: str) -> None:
+    def key(x: int) -> bytes:
+        raise RuntimeError("broken key")
+
+    def adapter(value: Any) -> shadowfn.ResponseRecord:
+        raise RuntimeError("broken adapter")
+
+    # rate below 100 so the key function runs on the caller's path.
+    unkeyable, returned = shadowed(pairing, "plain", Probe(), key=key, rate=99.5)
+    unadaptable, returned_too = shadowed(pairing, "plain", Probe(), adapter=adapter)
+
+    assert await call(unkeyable, 7) is returned
+    assert await call(unadaptable, 7) is returned_too
+    assert await shadowfn.adrain(timeout=5)
+    assert stats_of(unkeyable).unkeyable == 1
+    assert stats_of(unadaptable).compare_errors == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("pairing", PAIRINGS)
+async def test_raising_log_sink_reaches_no_caller(pairing: str) -> None:
+    def broken_sink(logger: Any, method_name: str, event_dict: Any) -> Any:
+        raise RuntimeError("log sink down")
+
+    decorated, returned = shadowed(pairing, "failing", Probe())
+    previous = structlog.get_config()
+    structlog.configure(processors=[broken_sink])
+    try:
+        result = await call(decorated, 7)
+        assert await shadowfn.adrain(timeout=5)
+    finally:
+        structlog.configure(**previous)
+
+    assert result is returned
+    assert stats_of(decorated).diverged == 1
+    assert len(shadowfn.log.recent(function=stats_name(decorated))) == 1
+
+
+def stats_name(function: Any) -> str:
+    name: str = function.shadow.name
+    return name
