@@ -727,3 +727,26 @@ async def test_raising_log_sink_reaches_no_caller(pairing: str) -> None:
 def stats_name(function: Any) -> str:
     name: str = function.shadow.name
     return name
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("primary_kind", ["async", "sync"])
+async def test_candidate_ignoring_cancel_times_out(primary_kind: str) -> None:
+    async def candidate(x: int) -> int:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            # Swallows the cancellation and goes on working.
+            await asyncio.sleep(0.6)
+        return x
+
+    decorated = shadow(candidate, timeout=0.1)(make_primary(primary_kind))
+
+    started = time.perf_counter()
+    await call(decorated, 1)
+    assert await shadowfn.adrain(timeout=5)
+    waited = time.perf_counter() - started
+
+    # The timer settles the call at its deadline, without waiting for the candidate.
+    assert waited < 0.5
+    assert stats_of(decorated).timeouts == 1
