@@ -142,9 +142,9 @@ class ShadowCall:
         self._on_timeout()
 
     def _task_ended(self, task: asyncio.Task[None]) -> None:
-        # A task cancelled before its first step (asyncio.run() cancels every
-        # task it leaves behind) never runs the body of _run_async_candidate, so
-        # its cleanup happens here instead.
+        # A task cancelled before its first step, such as one created just before
+        # the background loop shuts down, never runs the body of
+        # _run_async_candidate, so its cleanup happens here instead.
         if not self._candidate_ended:
             self._settle("cancelled")
             self._end_candidate()

@@ -58,7 +58,7 @@ class ShadowControl:
         self.counters = registry.counters(name)
         self.log = divergence_log
         self._method_kind = method_kind
-        self._primary_is_async = primary_is_async
+        self.primary_is_async = primary_is_async
         self._enabled = bool(enabled)
         self._set_rate(config.rate)
         self._warned_types: set[tuple[str, str]] = set()
@@ -195,7 +195,7 @@ class ShadowControl:
             is_async = is_async_callable(candidate)
         if not is_async:
             call.start_in_pool()
-        elif self._primary_is_async:
+        elif self.primary_is_async:
             call.start_task(asyncio.get_running_loop(), _TASKS)
         else:
             # A sync primary blocks its thread, even when that thread runs an
