@@ -129,15 +129,39 @@ class ShadowCall:
         pool.submit(self._run_sync_candidate)
 
     def start_task(self, loop: asyncio.AbstractEventLoop, keep: set[asyncio.Task[None]]) -> None:
-        """Run a coroutine candidate as a task on ``loop``, the running loop; ``keep`` holds a strong reference.
+        """Run a coroutine candidate as a task on ``loop``, which must be running in this thread.
 
-        The task copies the caller's context when it is created, so the candidate
-        sees the caller's context variables and its own changes stay in its copy.
+        ``keep`` holds a strong reference until the task ends. The task copies the
+        current context when it is created, so the candidate sees the caller's
+        context variables and its own changes stay in its copy. The timer thread
+        settles the call as a timeout at the deadline even when the candidate
+        ignores its cancellation or the loop stops running it.
         """
         task = loop.create_task(self._run_async_candidate())
         keep.add(task)
         task.add_done_callback(keep.discard)
+        task.add_done_callback(self._task_ended)
         self._task, self._task_loop = task, loop
+        timer.call_at(time.monotonic() + self.control.config.timeout, self._on_task_deadline)
+
+    def _on_task_deadline(self) -> None:
+        task, loop = self._task, self._task_loop
+        if task is not None and loop is not None and loop.is_closed() and not task.done():
+            # The loop was closed without cancelling its tasks (loop.close() after
+            # run_until_complete), so this task can never run again. Its pending
+            # slot is freed, so shadowing goes on.
+            # NOTE: the task stays referenced, because collecting it would make asyncio
+            # report it, and wait_for's inner task, as destroyed while pending.
+            self._end_candidate()
+        self._on_timeout()
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        # A task cancelled before its first step, such as one created just before
+        # the background loop shuts down, never runs the body of
+        # _run_async_candidate, so its cleanup happens here instead.
+        if not self._candidate_ended:
+            self._settle("cancelled")
+            self._end_candidate()
 
     def attach_noise(self, run: NoiseRun) -> None:
         """Hand the primary's record to ``run`` once the primary finishes (before the primary runs)."""
@@ -299,6 +323,8 @@ class ShadowCall:
 
     def _end_candidate(self) -> None:
         with self._lock:
+            if self._candidate_ended:
+                return
             self._candidate_ended = True
             release = self._settled
             self.args = ()
@@ -402,9 +428,10 @@ class ShadowCall:
                 self._done.set()
             for callback in callbacks:
                 _run_callback(callback, self)
-            tracker.closed()
+            # Free the slot first, so that after drain() every settled call's slot is free.
             if release:
                 admission.release(self.control.name)
+            tracker.closed()
 
     def _count_for_noise(self, outcome: str, divergence: Divergence | None) -> tuple[str, ...]:
         """Count a compared call in the noise evidence; return the divergence's noisy paths."""

@@ -21,7 +21,7 @@ from ._readiness import ReadinessReport
 from ._records import error_text
 from ._sampling import decide, split_rate
 from ._stats import FunctionStats, registry
-from ._strict import is_strict, note_skipped
+from ._strict import note_skipped
 
 __all__ = ["ShadowControl", "divergence_log", "is_async_callable"]
 
@@ -54,6 +54,7 @@ class ShadowControl:
         enabled: bool,
         signature: inspect.Signature | None,
         method_kind: str,
+        primary_is_async: bool = False,
     ) -> None:
         self.name = name
         self.candidate = candidate
@@ -61,9 +62,9 @@ class ShadowControl:
         self.counters = registry.counters(name)
         self.log = divergence_log
         self.noise_tracker = NoiseTracker() if config.noise_rate > 0 else None
-        # Set by the decorator: strict mode must not block the loop an async primary runs on.
-        self.primary_is_async = False
         self._method_kind = method_kind
+        # A coroutine candidate runs on the caller's loop only under an async primary.
+        self.primary_is_async = primary_is_async
         self._enabled = bool(enabled)
         self._set_rate(config.rate)
         self._warned_types: set[tuple[str, str]] = set()
@@ -254,19 +255,12 @@ class ShadowControl:
             is_async = is_async_callable(candidate)
         if not is_async:
             call.start_in_pool()
-            return
-        loop = None
-        if on_running_loop:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None
-        # A sync primary in strict mode blocks its thread while it waits, so a
-        # candidate task on that thread's loop could never run.
-        if loop is not None and not (is_strict() and not self.primary_is_async):
-            call.start_task(loop, _TASKS)
+        elif self.primary_is_async and on_running_loop:
+            call.start_task(asyncio.get_running_loop(), _TASKS)
         else:
-            loop_thread.submit(call._run_async_candidate, call.context.copy())
+            # A sync primary blocks its thread, even when that thread runs an
+            # event loop, so its coroutine candidate runs on shadowfn's own loop.
+            loop_thread.submit(call.start_task, call.context.copy())
 
     def _start_noise(
         self, call: ShadowCall, primary: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -332,8 +332,8 @@ def shadow(
             enabled=enabled,
             signature=signature,
             method_kind=method_kind,
+            primary_is_async=inspect.iscoroutinefunction(function),
         )
-        control.primary_is_async = inspect.iscoroutinefunction(function)
         if inspect.iscoroutinefunction(function):
             wrapper = _async_wrapper(control)
         else:

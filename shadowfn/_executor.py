@@ -15,7 +15,7 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["admission", "loop_thread", "pool", "timer", "tracker"]
@@ -226,16 +226,15 @@ class LoopThread:
         if not thread.is_alive():
             loop.close()
 
-    def submit(self, make: Callable[[], Coroutine[Any, Any, None]], context: Any) -> None:
-        """Start ``make()`` as a task on the background loop, inside ``context``."""
+    def submit(
+        self, start: Callable[[asyncio.AbstractEventLoop, set[asyncio.Task[None]]], None], context: Any
+    ) -> None:
+        """Call ``start(loop, tasks)`` on the background loop's thread, inside ``context``.
+
+        ``start`` creates its task on ``loop`` and keeps it in ``tasks`` until it ends.
+        """
         loop = self.loop()
-
-        def start() -> None:
-            task = loop.create_task(make())
-            _BACKGROUND_TASKS.add(task)
-            task.add_done_callback(_BACKGROUND_TASKS.discard)
-
-        loop.call_soon_threadsafe(start, context=context)
+        loop.call_soon_threadsafe(start, loop, _BACKGROUND_TASKS, context=context)
 
 
 _BACKGROUND_TASKS: set[asyncio.Task[None]] = set()

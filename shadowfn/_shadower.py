@@ -144,6 +144,7 @@ class Shadower(Generic[P, R]):
             enabled=True,
             signature=signature,
             method_kind="function",
+            primary_is_async=self._is_async,
         )
 
     def __repr__(self) -> str:
