@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import copy
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -91,7 +92,9 @@ class ShadowControl:
 
     @enabled.setter
     def enabled(self, value: bool) -> None:
-        self._enabled = bool(value)
+        if not isinstance(value, bool):
+            raise TypeError(f"enabled must be True or False, got {value!r:.80} ({type(value).__name__})")
+        self._enabled = value
 
     @property
     def timeout(self) -> float:
@@ -206,6 +209,9 @@ class ShadowControl:
     def _resolve_candidate(self, instance: Any) -> Callable[..., Any] | None:
         candidate = self.candidate
         if not isinstance(candidate, str):
+            if instance is not None and self._method_kind in ("function", "classmethod"):
+                # The candidate has the primary's signature, so it takes self or cls too.
+                return functools.partial(candidate, instance)
             return candidate
         owner = instance
         found = getattr(owner, candidate, None) if owner is not None else None
