@@ -280,13 +280,18 @@ def _diff_json_format(
         candidate_leaves = dict(leaf_tokens(candidate))
     except (ValueError, RecursionError):
         primary_leaves, candidate_leaves = [], {}
+    leaf_differs = False
     for path, raw in primary_leaves:
         other = candidate_leaves.get(path)
+        if other is None or other == raw:
+            continue
+        leaf_differs = True
         full = root + path
-        if other is not None and other != raw and not _any_prefix_ignored(collector, full):
+        if not _any_prefix_ignored(collector, full):
             collector.add(full, "format", raw, other)
-    if collector.total == 0 and not collector.ignored(root):
+    if not leaf_differs and not collector.ignored(root):
         # Same leaves, different text: whitespace, separators or key order.
+        # NOTE: when leaves differ only at ignored paths, such layout differences go unreported.
         prefix = _common_prefix(primary, candidate) if type(primary) is type(candidate) else 0
         collector.add(root, "format", _excerpt(primary, prefix), _excerpt(candidate, prefix))
 
