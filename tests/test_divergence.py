@@ -267,7 +267,10 @@ def test_different_exception_message_diverges() -> None:
     entries = shadowfn.log.recent()
     assert len(entries) == 1
     assert entries[0].divergence.ok is None
-    assert entries[0].divergence.error == ("ValueError: negative amount -5", "ValueError: amount must be positive")
+    assert entries[0].divergence.error == (
+        "ValueError: negative amount -5",
+        "ValueError: amount must be positive",
+    )
 
 
 def test_different_exception_type_diverges() -> None:
@@ -352,7 +355,9 @@ def test_ignore_silences_a_decorated_divergence() -> None:
 
 def test_summary_is_one_line() -> None:
     divergence = diff_records(
-        ResponseRecord(status=200, headers={"etag": "a"}, body={"text": "line one\nline two", "n": [1, 2, 3]}),
+        ResponseRecord(
+            status=200, headers={"etag": "a"}, body={"text": "line one\nline two", "n": [1, 2, 3]}
+        ),
         ResponseRecord(status=500, headers={"etag": "b"}, body={"text": "other\nlines", "n": [3, 2, 1]}),
     )
 
