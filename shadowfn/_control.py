@@ -7,6 +7,7 @@ import contextvars
 import copy
 import functools
 import inspect
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -61,6 +62,7 @@ class ShadowControl:
         self._enabled = bool(enabled)
         self._set_rate(config.rate)
         self._warned_types: set[tuple[str, str]] = set()
+        self._warned_lock = threading.Lock()
         self._candidate_is_async = None if isinstance(candidate, str) else is_async_callable(candidate)
         self._builders: dict[bool, KeyBuilder] = {}
         if signature is not None:
@@ -178,7 +180,14 @@ class ShadowControl:
                 contextvars.copy_context(),
                 None if key is not None else builder.build,
             )
-            self._start(call, candidate)
+            try:
+                self._start(call, candidate)
+            except Exception as exc:
+                # The call is already counted and tracked: settle it so drain() and
+                # the pending bound do not wait for a candidate that never started.
+                call._settle("internal_errors", error=exc, stage="start")
+                call._end_candidate()
+                return None
             return call
         finally:
             if not started:
@@ -281,7 +290,8 @@ class ShadowControl:
 
     def _warn_once(self, kind: str, message: str, event: str, level: str, *, fix: str) -> None:
         marker = (event, kind)
-        if marker in self._warned_types:
-            return
-        self._warned_types.add(marker)
+        with self._warned_lock:
+            if marker in self._warned_types:
+                return
+            self._warned_types.add(marker)
         _events.emit(level, event, None, function=self.name, reason=message, fix=fix)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 from collections.abc import Iterator
 
 import pytest
+from structlog.testing import capture_logs
 
 import shadowfn
+import shadowfn._call
+import shadowfn._executor
 from shadowfn import shadow
 from shadowfn._executor import DEFAULT_MAX_PENDING, Admission, Timer, Tracker, WorkerPool, admission
 
@@ -210,3 +214,42 @@ def test_drain_returns_false_while_candidate_runs(release: threading.Event) -> N
     release.set()
     assert shadowfn.drain(timeout=5) is True
     assert primary.shadow.stats.matched == 1
+
+
+class RejectedThread:
+    """Stands in for ``threading.Thread`` when the system cannot start another thread."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def start(self) -> None:
+        raise RuntimeError("can't start new thread")
+
+
+def test_candidate_that_cannot_start_is_an_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    empty_pool = WorkerPool(max_workers=4)
+    monkeypatch.setattr(shadowfn._call, "pool", empty_pool)
+    monkeypatch.setattr(
+        shadowfn._executor,
+        "threading",
+        types.SimpleNamespace(Thread=RejectedThread, Lock=threading.Lock, Condition=threading.Condition),
+    )
+    result = {"id": 1}
+
+    @shadow(lambda: {"id": 1})
+    def primary() -> dict[str, int]:
+        return result
+
+    with capture_logs() as logs:
+        assert primary() is result
+        assert shadowfn.drain(timeout=1) is True
+
+    stats = primary.shadow.stats
+    assert stats.calls == 1
+    assert stats.sampled == 1
+    assert stats.internal_errors == 1
+    assert stats.pending == 0
+    assert admission.pending == 0
+    errors = [entry for entry in logs if entry["event"] == "shadow.internal_error"]
+    assert len(errors) == 1
+    assert errors[0]["error"] == "RuntimeError: can't start new thread"

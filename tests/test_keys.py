@@ -11,6 +11,7 @@ import inspect
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -379,3 +380,27 @@ def test_unkeyable_warning_omits_argument_values() -> None:
 
     assert logs
     assert all("hunter2" not in repr(entry) for entry in logs)
+
+
+def test_unkeyable_warns_once_under_concurrent_calls() -> None:
+    barrier = threading.Barrier(16)
+
+    @shadow(diverging_candidate, rate=50)
+    def primary(value: object) -> str:
+        return "primary"
+
+    def caller() -> None:
+        barrier.wait()
+        for _ in range(20):
+            primary(Opaque())
+
+    with capture_logs() as logs:
+        threads = [threading.Thread(target=caller) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert shadowfn.drain(timeout=5)
+
+    assert len([entry for entry in logs if entry["event"] == "shadow.unkeyable"]) == 1
+    assert primary.shadow.stats.unkeyable == 320
