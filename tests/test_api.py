@@ -127,3 +127,11 @@ def test_log_is_a_divergence_log() -> None:
 def test_version_is_a_string() -> None:
     assert isinstance(shadowfn.__version__, str)
     assert shadowfn.__version__.count(".") == 2
+
+
+@pytest.mark.parametrize("bad", [-1, "1", float("nan"), True])
+def test_drain_rejects_invalid_timeout(bad: object) -> None:
+    with pytest.raises(ValueError, match="timeout must be None or a number of seconds >= 0") as info:
+        shadowfn.drain(timeout=bad)  # type: ignore[arg-type]
+
+    assert repr(bad) in str(info.value)

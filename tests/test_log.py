@@ -197,3 +197,23 @@ def test_configure_sets_module_log_capacity(restore_log_capacity: None) -> None:
     shadowfn.configure(log_capacity=2)
 
     assert shadowfn.log.capacity == 2
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, "5", None, True])
+def test_recent_rejects_invalid_count(bad: object) -> None:
+    with pytest.raises(ValueError, match="n must be an int >= 0") as info:
+        shadowfn.log.recent(bad)  # type: ignore[arg-type]
+
+    assert repr(bad) in str(info.value)
+
+
+def test_recent_rejects_non_string_function() -> None:
+    with pytest.raises(TypeError, match="function must be a function name"):
+        shadowfn.log.recent(function=len)  # type: ignore[arg-type]
+
+
+def test_recent_of_zero_is_empty() -> None:
+    log = DivergenceLog()
+    log.append(make_entry("f", 1))
+
+    assert log.recent(0) == []
