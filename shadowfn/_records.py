@@ -170,11 +170,13 @@ class _Normalizer:
         simple = _simple_value(value)
         if simple is not None:
             return simple
-        if isinstance(value, (list, range)) or _is_sequence(value):
-            return [self.run(item, depth) for item in value]
+        # Library models first: a SQLAlchemy Row is also a Sequence, but its
+        # column names belong in the snapshot.
         plain = _library_model(value)
         if plain is not None:
             return self.run(plain, depth - 1)
+        if isinstance(value, (list, range)) or _is_sequence(value):
+            return [self.run(item, depth) for item in value]
         attributes = _public_attributes(value)
         if attributes is not None:
             return {name: self.run(item, depth) for name, item in attributes.items()}

@@ -7,10 +7,16 @@ import datetime
 import decimal
 import enum
 import json
+import pathlib
+import subprocess
+import sys
 import uuid
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import pytest
+import sqlalchemy
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import shadowfn
 from shadowfn import ResponseRecord, shadow
@@ -281,3 +287,82 @@ def test_set_results_match_whatever_their_order() -> None:
     assert shadowfn.drain(timeout=5)
 
     assert primary.shadow.stats.matched == 1
+
+
+def test_import_loads_no_optional_library() -> None:
+    script = "import shadowfn, sys; print(sorted(m for m in ('sqlalchemy', 'pydantic', 'attr', 'orjson') if m in sys.modules))"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=30
+    )
+
+    assert done.stdout.strip() == "[]"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Country(Base):
+    __tablename__ = "country"
+
+    code: Mapped[str] = mapped_column(sqlalchemy.String(2), primary_key=True)
+    name: Mapped[str] = mapped_column(sqlalchemy.String(100))
+    numeric: Mapped[int] = mapped_column(sqlalchemy.Integer)
+
+
+@pytest.fixture
+def country_db(tmp_path: pathlib.Path) -> Iterator[sqlalchemy.Engine]:
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'countries.db'}")
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        session.add_all(
+            [
+                Country(code="AX", name="Åland Islands", numeric=248),
+                Country(code="CI", name="Côte d'Ivoire", numeric=384),
+                Country(code="SE", name="Sweden", numeric=752),
+            ]
+        )
+        session.commit()
+    yield engine
+    engine.dispose()
+
+
+def test_sqlalchemy_rows_become_dicts(country_db: sqlalchemy.Engine) -> None:
+    with country_db.connect() as connection:
+        rows = connection.execute(sqlalchemy.text("SELECT code, name FROM country ORDER BY code")).all()
+
+    assert normalize(rows) == [
+        {"code": "AX", "name": "Åland Islands"},
+        {"code": "CI", "name": "Côte d'Ivoire"},
+        {"code": "SE", "name": "Sweden"},
+    ]
+
+
+def test_sqlalchemy_mapped_objects_become_column_dicts(country_db: sqlalchemy.Engine) -> None:
+    with Session(country_db) as session:
+        sweden = session.get(Country, "SE")
+
+        assert normalize(sweden) == {"code": "SE", "name": "Sweden", "numeric": 752}
+
+
+def test_sqlalchemy_query_migration_reports_row_paths(country_db: sqlalchemy.Engine) -> None:
+    def names_v2(prefix: str) -> list[Any]:
+        with country_db.connect() as connection:
+            query = sqlalchemy.text(
+                "SELECT code, upper(name) AS name FROM country WHERE code >= :p ORDER BY code"
+            )
+            return list(connection.execute(query, {"p": prefix}).all())
+
+    @shadow(names_v2)
+    def names(prefix: str) -> list[Any]:
+        with Session(country_db) as session:
+            query = sqlalchemy.select(Country.code, Country.name).where(Country.code >= prefix)
+            return list(session.execute(query.order_by(Country.code)).all())
+
+    rows = names("B")
+    assert [row.code for row in rows] == ["CI", "SE"]
+    assert shadowfn.drain(timeout=5)
+
+    entries = shadowfn.log.recent()
+    assert len(entries) == 1
+    assert entries[0].divergence.paths() == ["body[0].name", "body[1].name"]
