@@ -232,6 +232,11 @@ def shadow(
             or f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', repr(function))}"
         )
         _check_key_names(config, signature, qualified)
+        if isinstance(candidate, str) and method_kind == "staticmethod":
+            raise TypeError(
+                f"candidate {candidate!r} names a method, but {qualified} is a staticmethod, which has "
+                "no instance or class to look it up on; pass the candidate function itself"
+            )
 
         control = ShadowControl(
             name=qualified,

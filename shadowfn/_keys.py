@@ -201,8 +201,8 @@ class KeyBuilder:
         spec = self._spec
         if callable(spec):
             produced = spec(*args, **kwargs)
-            if isinstance(produced, bytes):
-                return produced
+            if isinstance(produced, (bytes, bytearray, memoryview)):
+                return bytes(produced)
             if isinstance(produced, str):
                 return produced.encode("utf-8", "surrogatepass")
             return canonical_bytes(produced)

@@ -211,6 +211,16 @@ def test_staticmethod_under_decorator() -> None:
     assert Tools.twice.shadow.stats.matched == 2
 
 
+def test_method_name_candidate_of_staticmethod_is_rejected() -> None:
+    with pytest.raises(TypeError, match=r"candidate 'twice_v2' names a method, but .* is a staticmethod"):
+
+        class Tools:
+            @shadow("twice_v2")
+            @staticmethod
+            def twice(x: int) -> int:
+                return x + x
+
+
 def test_name_docstring_and_signature_are_kept() -> None:
     @shadow(double)
     def compute(x: int, *, scale: float = 1.0) -> float:

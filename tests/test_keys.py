@@ -194,6 +194,17 @@ def test_callable_key_bytes_are_hashed_as_is() -> None:
     assert logged_keys() == [digest(b"abc-raw")]
 
 
+@pytest.mark.parametrize("wrap", [bytearray, memoryview])
+def test_callable_key_bytes_like_is_hashed_as_bytes(wrap: Callable[[bytes], Any]) -> None:
+    @shadow(diverging_candidate, key=lambda request_id: wrap(request_id.encode()))
+    def handle(request_id: str) -> str:
+        return "primary"
+
+    handle("req-30")
+
+    assert logged_keys() == [digest(b"req-30")]
+
+
 def test_callable_key_str_is_hashed_as_utf8() -> None:
     @shadow(diverging_candidate, key=lambda request: request["id"])
     def handle(request: dict[str, str]) -> str:
