@@ -94,6 +94,23 @@ def test_reraised_exception_is_primary_exception() -> None:
     assert find_user.shadow.stats.diverged == 1
 
 
+def test_primary_keyboard_interrupt_is_reraised_and_counted() -> None:
+    interrupt = KeyboardInterrupt()
+
+    @shadow(lambda: "candidate")
+    def primary() -> str:
+        raise interrupt
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        primary()
+    settle()
+
+    assert info.value is interrupt
+    stats = primary.shadow.stats
+    assert stats.cancelled == 1
+    assert stats.sampled == stats.outcomes
+
+
 def test_exception_traceback_is_unchanged_by_shadowing() -> None:
     def fail() -> None:
         raise ValueError("bad input")
