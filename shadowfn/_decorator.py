@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any, SupportsIndex, TypeVar, overload
 
 import wrapt
 
@@ -34,6 +34,19 @@ class _ShadowWrapper(wrapt.FunctionWrapper):  # type: ignore[type-arg]
     def shadow(self) -> ShadowControl:
         control: ShadowControl = self._self_control
         return control
+
+    # A shadowed function copies and pickles like a plain function: as itself, and
+    # by reference to its module attribute. Without these, wrapt's proxy raises, and
+    # a shadowed function passed as an argument makes its caller uncopyable.
+    def __copy__(self) -> _ShadowWrapper:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _ShadowWrapper:
+        return self
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str:
+        qualname: str = self.__qualname__
+        return qualname
 
 
 def _sync_wrapper(control: ShadowControl) -> Callable[..., Any]:

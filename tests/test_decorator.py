@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
+import pickle
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -540,3 +542,36 @@ def test_shadowed_call_inside_candidate_is_not_shadowed_again() -> None:
 
     assert sorted(calls) == ["inner-candidate", "outer-candidate"]
     assert inner.shadow.stats.calls == 1
+
+
+@shadow(double)
+def module_level_double(x: int) -> int:
+    return x * 2
+
+
+def test_shadowed_function_copies_as_itself() -> None:
+    assert copy.copy(module_level_double) is module_level_double
+    assert copy.deepcopy(module_level_double) is module_level_double
+    assert copy.deepcopy([module_level_double])[0] is module_level_double
+
+
+def test_shadowed_function_pickles_by_reference() -> None:
+    restored = pickle.loads(pickle.dumps(module_level_double))
+
+    assert restored is module_level_double
+
+
+def test_shadowed_function_as_argument_keeps_call_shadowed() -> None:
+    def apply_v2(function: Any, values: list[int]) -> list[int]:
+        return [function(value) for value in values]
+
+    @shadow(apply_v2)
+    def apply(function: Any, values: list[int]) -> list[int]:
+        return [function(value) for value in values]
+
+    assert apply(module_level_double, [1, 2]) == [2, 4]
+    settle()
+
+    stats = apply.shadow.stats
+    assert stats.uncopyable == 0
+    assert stats.matched == 1
