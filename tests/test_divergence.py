@@ -401,3 +401,12 @@ def test_logged_entry_to_dict_survives_json_dumps() -> None:
     data = json.loads(json.dumps(entry.to_dict(), allow_nan=False))
     assert data["function"] == primary.shadow.name
     assert data["divergence"]["summary"] == entry.divergence.summary()
+
+
+def test_ignore_header_written_in_any_case() -> None:
+    primary = ResponseRecord(headers={"etag": "1", "date": "a"})
+    candidate = ResponseRecord(headers={"etag": "2", "date": "b"})
+
+    divergence = diff_records(primary, candidate, PathSet(["headers.ETag"]))
+
+    assert divergence == Divergence(headers=HeaderDiff(changed=("date",)))

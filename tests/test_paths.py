@@ -95,3 +95,9 @@ def test_invalid_pattern_is_rejected(pattern: Any) -> None:
         parse_pattern(pattern)
 
     assert repr(pattern) in str(info.value)
+
+
+def test_header_patterns_ignore_case() -> None:
+    assert parse_pattern("headers.ETag").matches(("headers", "etag"))
+    assert parse_pattern("headers.Content-Type").matches(("headers", "content-type"))
+    assert not parse_pattern("body.ETag").matches(("body", "etag"))
