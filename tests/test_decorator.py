@@ -76,7 +76,7 @@ def test_instance_method_with_method_name_candidate() -> None:
     assert entries[0].candidate.body == 31
 
 
-def test_method_name_candidate_is_looked_up_per_instance() -> None:
+def test_method_name_candidate_resolves_per_instance() -> None:
     class Codec:
         def encode_v2(self, text: str) -> str:
             return text.upper()
@@ -117,7 +117,7 @@ def test_method_called_through_class_binds_instance() -> None:
     assert Counter.add.shadow.stats.matched == 1
 
 
-def test_missing_method_name_candidate_is_an_internal_error() -> None:
+def test_missing_candidate_method_is_internal_error() -> None:
     class Service:
         @shadow("no_such_method")
         def run(self, x: int) -> int:
@@ -290,7 +290,7 @@ def test_method_name_defaults_to_class_qualname() -> None:
     assert Service().run.shadow.name == Service.run.shadow.name
 
 
-def test_explicit_name_is_used_for_stats_and_log() -> None:
+def test_explicit_name_labels_stats_and_log() -> None:
     @shadow(lambda x: -x, name="billing.total")
     def total(x: int) -> int:
         return x
@@ -526,7 +526,7 @@ def test_decorating_a_non_callable_is_rejected() -> None:
         shadow(double)(42)  # type: ignore[type-var]
 
 
-def test_shadowed_call_inside_candidate_is_not_shadowed_again() -> None:
+def test_calls_inside_candidate_are_not_shadowed() -> None:
     calls: list[str] = []
 
     @shadow(lambda x: calls.append("outer-candidate") or inner(x))

@@ -170,7 +170,7 @@ def test_global_max_pending_sheds_across_functions(
     assert first.shadow.stats.matched + second.shadow.stats.matched == 2
 
 
-def test_timed_out_candidate_holds_its_slot_until_it_returns(release: threading.Event) -> None:
+def test_timed_out_candidate_keeps_its_slot(release: threading.Event) -> None:
     @shadow(lambda: release.wait(5) and 1, timeout=0.02, max_pending=1)
     def primary() -> int:
         return 1
@@ -226,7 +226,7 @@ class RejectedThread:
         raise RuntimeError("can't start new thread")
 
 
-def test_candidate_that_cannot_start_is_an_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unstartable_candidate_is_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
     empty_pool = WorkerPool(max_workers=4)
     monkeypatch.setattr(shadowfn._call, "pool", empty_pool)
     monkeypatch.setattr(

@@ -234,7 +234,7 @@ def test_failing_key_function_does_not_reach_caller() -> None:
     assert "KeyError" in warnings[0]["reason"]
 
 
-def test_failing_adapter_on_primary_side_does_not_reach_caller() -> None:
+def test_failing_primary_adapter_spares_caller() -> None:
     result = {"id": 1}
 
     def adapter(value: Any) -> ResponseRecord:
@@ -252,7 +252,7 @@ def test_failing_adapter_on_primary_side_does_not_reach_caller() -> None:
     assert stats.sampled == stats.outcomes
 
 
-def test_failing_adapter_on_candidate_side_does_not_reach_caller() -> None:
+def test_failing_candidate_adapter_spares_caller() -> None:
     result = {"source": "primary"}
 
     def adapter(value: Any) -> ResponseRecord:
@@ -273,7 +273,7 @@ def test_failing_adapter_on_candidate_side_does_not_reach_caller() -> None:
     assert [entry["stage"] for entry in failures] == ["adapter"]
 
 
-def test_adapter_returning_wrong_type_is_a_compare_error() -> None:
+def test_adapter_wrong_type_is_compare_error() -> None:
     @shadow(lambda: 1, adapter=lambda value: {"body": value})  # type: ignore[arg-type, return-value]
     def primary() -> int:
         return 1
@@ -324,7 +324,7 @@ def test_hanging_log_processor_does_not_delay_caller(release: threading.Event) -
     assert primary.shadow.stats.diverged == 5
 
 
-def test_burst_past_max_pending_is_shed_and_warned(release: threading.Event) -> None:
+def test_burst_is_shed_and_warned(release: threading.Event) -> None:
     @shadow(lambda x: release.wait(2.0) and x, max_pending=2, timeout=2.0)
     def primary(x: int) -> int:
         return x
@@ -368,7 +368,7 @@ def test_mutating_returned_value_causes_no_divergence(release: threading.Event) 
     assert stats.diverged == 0
 
 
-def test_mutating_returned_value_causes_no_divergence_with_compare(release: threading.Event) -> None:
+def test_mutation_with_compare_causes_no_divergence(release: threading.Event) -> None:
     def candidate() -> list[int]:
         release.wait(1.0)
         return [1, 2, 3]

@@ -195,7 +195,7 @@ def test_callable_key_bytes_are_hashed_as_is() -> None:
 
 
 @pytest.mark.parametrize("wrap", [bytearray, memoryview])
-def test_callable_key_bytes_like_is_hashed_as_bytes(wrap: Callable[[bytes], Any]) -> None:
+def test_callable_key_bytearray_is_hashed_as_bytes(wrap: Callable[[bytes], Any]) -> None:
     @shadow(diverging_candidate, key=lambda request_id: wrap(request_id.encode()))
     def handle(request_id: str) -> str:
         return "primary"

@@ -113,7 +113,7 @@ def test_entry_repr_is_one_readable_line() -> None:
     )
 
 
-def test_entry_repr_of_multiline_values_is_one_line() -> None:
+def test_multiline_entry_repr_is_one_line() -> None:
     @shadow(lambda: "line one\nline two\n" * 50)
     def primary() -> str:
         return "line one\nline three\n" * 50

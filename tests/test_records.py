@@ -206,7 +206,7 @@ def test_exception_with_failing_str_is_recorded() -> None:
     assert record.error == f"{__name__}.{Unprintable.__qualname__}: <str() failed>"
 
 
-def test_http_response_becomes_status_headers_and_json_body() -> None:
+def test_http_response_becomes_record_parts() -> None:
     response = HttpResponse(
         status_code=201,
         headers={"Content-Type": "application/json; charset=utf-8", "ETag": '"v1"'},
