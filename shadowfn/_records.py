@@ -7,6 +7,7 @@ import datetime
 import decimal
 import enum
 import json
+import re
 import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -229,10 +230,27 @@ def _public_attributes(value: Any) -> dict[str, Any] | None:
     try:
         attributes = vars(value)
     except TypeError:
-        return None
+        attributes = _slot_attributes(value)
+        if attributes is None:
+            return None
     if isinstance(value, type) or callable(value):
         return None
     return {name: item for name, item in attributes.items() if not name.startswith("_")}
+
+
+def _slot_attributes(value: Any) -> dict[str, Any] | None:
+    """Return the set attributes of an object that has ``__slots__`` and no ``__dict__``."""
+    attributes: dict[str, Any] = {}
+    found_slots = False
+    for cls in type(value).__mro__:
+        slots = cls.__dict__.get("__slots__", ())
+        if isinstance(slots, str):
+            slots = (slots,)
+        for name in slots:
+            found_slots = True
+            if name not in ("__dict__", "__weakref__") and hasattr(value, name):
+                attributes[name] = getattr(value, name)
+    return attributes if found_slots else None
 
 
 def _normalize_key(key: Any) -> Any:
@@ -255,6 +273,12 @@ def _safe_repr(value: Any, limit: int = 200) -> str:
         text = repr(value)
     except Exception:
         return f"<{type(value).__name__} with a failing __repr__>"
+    # A default repr carries a memory address, which differs between the two
+    # sides' objects without saying anything about their values.
+    text = _ADDRESS.sub(">", text)
     if len(text) > limit:
         return text[:limit] + "…"
     return text
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+>")

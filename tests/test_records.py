@@ -366,3 +366,47 @@ def test_sqlalchemy_query_migration_reports_row_paths(country_db: sqlalchemy.Eng
     entries = shadowfn.log.recent()
     assert len(entries) == 1
     assert entries[0].divergence.paths() == ["body[0].name", "body[1].name"]
+
+
+def test_slotted_object_becomes_its_public_slots() -> None:
+    class Money:
+        __slots__ = ("_cache", "amount", "currency")
+
+        def __init__(self, amount: int, currency: str) -> None:
+            self.amount = amount
+            self.currency = currency
+            self._cache = object()
+
+    class Tagged(Money):
+        __slots__ = "tag"
+
+    tagged = Tagged(5, "EUR")
+
+    assert normalize(Money(5, "EUR")) == {"amount": 5, "currency": "EUR"}
+    assert normalize(tagged) == {"amount": 5, "currency": "EUR"}
+    tagged.tag = "x"
+    assert normalize(tagged) == {"tag": "x", "amount": 5, "currency": "EUR"}
+
+
+def test_default_repr_leaves_out_memory_address() -> None:
+    class Token:
+        __slots__ = ()
+
+    first = normalize(Token())
+
+    assert first == normalize(Token())
+    assert "0x" not in normalize([object()])[0]
+
+
+def test_fresh_objects_without_state_match() -> None:
+    class Sentinel:
+        __slots__ = ()
+
+    @shadow(lambda: Sentinel())
+    def primary() -> Sentinel:
+        return Sentinel()
+
+    primary()
+    assert shadowfn.drain(timeout=5)
+
+    assert primary.shadow.stats.matched == 1
