@@ -114,6 +114,22 @@ def test_decorated_function_at_rate_zero_skips_hashing(counting_hashlib: Countin
     assert primary.shadow.stats.calls == 0
 
 
+def test_decorated_function_at_rate_hundred_skips_hashing(counting_hashlib: CountingSha256) -> None:
+    ran: list[int] = []
+
+    @shadow(lambda x: ran.append(x), rate=100)
+    def primary(x: int) -> int:
+        return x
+
+    for value in range(20):
+        assert primary(value) == value
+    assert shadowfn.drain(timeout=5)
+
+    assert counting_hashlib.calls == 0
+    assert sorted(ran) == list(range(20))
+    assert primary.shadow.stats.sampled == 20
+
+
 def test_raising_rate_only_adds_keys() -> None:
     rates = [0, 0.001, 0.5, 1, 1.25, 9.99, 10, 10.5, 33.3, 50, 50.0001, 75.75, 99.9, 100]
     for key in KEYS:
