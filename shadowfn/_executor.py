@@ -67,6 +67,8 @@ class WorkerPool:
             # Jobs are shadowfn's own functions, which catch everything the
             # candidate and the hooks raise.
             job()
+            # Drop the finished job, so an idle worker keeps no call alive.
+            del job
 
     @property
     def threads(self) -> int:
@@ -88,6 +90,8 @@ class Timer:
 
     def call_at(self, deadline: float, callback: Callable[[], None]) -> None:
         """Call ``callback`` on the timer thread at ``deadline`` (``time.monotonic()`` seconds)."""
+        # NOTE: an entry stays until its deadline even when its call settled early, so
+        # the heap holds about (sampled calls per second x timeout) small entries.
         with self._lock:
             heapq.heappush(self._heap, (deadline, next(self._sequence), callback))
             if self._thread is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 import types
@@ -14,6 +15,7 @@ import shadowfn
 import shadowfn._call
 import shadowfn._executor
 from shadowfn import shadow
+from shadowfn._call import ShadowCall
 from shadowfn._executor import DEFAULT_MAX_PENDING, Admission, Timer, Tracker, WorkerPool, admission
 
 
@@ -253,3 +255,20 @@ def test_unstartable_candidate_is_internal_error(monkeypatch: pytest.MonkeyPatch
     errors = [entry for entry in logs if entry["event"] == "shadow.internal_error"]
     assert len(errors) == 1
     assert errors[0]["error"] == "RuntimeError: can't start new thread"
+
+
+def test_settled_calls_are_freed_before_their_deadline() -> None:
+    body = {"items": list(range(100)), "text": "x" * 1000}
+
+    @shadow(lambda i: body, timeout=30.0)
+    def primary(i: int) -> dict[str, object]:
+        return body
+
+    for i in range(200):
+        primary(i)
+        assert shadowfn.drain(timeout=5)
+    gc.collect()
+
+    alive = [item for item in gc.get_objects() if isinstance(item, ShadowCall)]
+    assert alive == []
+    assert primary.shadow.stats.matched == 200
