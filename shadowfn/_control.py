@@ -26,6 +26,12 @@ __all__ = ["ShadowControl", "divergence_log", "is_async_callable"]
 divergence_log = DivergenceLog()
 
 _shed_warnings = _events.RateLimiter()
+_ANY_ARGUMENTS = inspect.Signature(
+    [
+        inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
+        inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
+    ]
+)
 _TASKS: set[asyncio.Task[None]] = set()
 
 
@@ -65,9 +71,11 @@ class ShadowControl:
         self._warned_lock = threading.Lock()
         self._candidate_is_async = None if isinstance(candidate, str) else is_async_callable(candidate)
         self._builders: dict[bool, KeyBuilder] = {}
-        if signature is not None:
-            for skip_first in (False, True):
-                self._builders[skip_first] = KeyBuilder(signature, config.key, skip_first=skip_first)
+        if signature is None:
+            # Without an introspectable signature, key on the arguments as given.
+            signature = _ANY_ARGUMENTS
+        for skip_first in (False, True):
+            self._builders[skip_first] = KeyBuilder(signature, config.key, skip_first=skip_first)
 
     def __repr__(self) -> str:
         return f"<ShadowControl {self.name} rate={self._rate} enabled={self._enabled}>"

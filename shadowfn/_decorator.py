@@ -128,8 +128,13 @@ def _signature_of(function: Callable[..., Any]) -> inspect.Signature | None:
 
 def _check_key_names(config: ShadowConfig, signature: inspect.Signature | None, name: str) -> None:
     names = (config.key,) if isinstance(config.key, str) else config.key
-    if not isinstance(names, tuple) or signature is None:
+    if not isinstance(names, tuple):
         return
+    if signature is None:
+        raise ValueError(
+            f"key names parameters {names!r}, but {name} has no introspectable signature; "
+            "pass key= a function of the arguments instead"
+        )
     known = list(signature.parameters)
     for parameter in names:
         if parameter not in known:

@@ -169,7 +169,8 @@ class KeyBuilder:
 
     def __init__(self, signature: inspect.Signature, spec: KeySpec, *, skip_first: bool) -> None:
         parameters = list(signature.parameters.values())
-        if skip_first and parameters:
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        if skip_first and parameters and parameters[0].kind in positional:
             parameters = parameters[1:]
         self._signature = signature.replace(parameters=parameters)
         self._spec = spec

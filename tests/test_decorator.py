@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import math
 import pickle
@@ -575,3 +576,30 @@ def test_shadowed_function_as_argument_keeps_call_shadowed() -> None:
     stats = apply.shadow.stats
     assert stats.uncopyable == 0
     assert stats.matched == 1
+
+
+@dataclasses.dataclass
+class Settings:
+    region: str
+
+
+def test_function_without_signature_is_shadowed() -> None:
+    with pytest.raises(ValueError):
+        inspect.signature(getattr)
+
+    seen: list[tuple[Any, ...]] = []
+    lookup = shadow(lambda *args: seen.append(args) or "eu", rate=99.9)(getattr)
+
+    results = [lookup(Settings("eu"), "region") for _ in range(3)]
+    settle()
+
+    assert results == ["eu", "eu", "eu"]
+    stats = lookup.shadow.stats
+    assert stats.internal_errors == 0
+    assert stats.matched == 3
+    assert len(seen) == 3
+
+
+def test_key_names_without_signature_are_rejected() -> None:
+    with pytest.raises(ValueError, match="has no introspectable signature; pass key= a function"):
+        shadow(double, key="name")(getattr)
