@@ -144,6 +144,7 @@ class ShadowControl:
         builder = self._builder(instance)
 
         # 1. Sampling. Rate 100 needs no key, so none is built on the caller's path.
+        # NOTE: so an unencodable argument is shadowed at rate 100 but unkeyable below it.
         if self._rate < 100:
             try:
                 key = builder.build(args, kwargs)

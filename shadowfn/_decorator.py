@@ -37,7 +37,7 @@ class _ShadowWrapper(wrapt.FunctionWrapper):  # type: ignore[type-arg]
 
     # A shadowed function copies and pickles like a plain function: as itself, and
     # by reference to its module attribute. Without these, wrapt's proxy raises, and
-    # a shadowed function passed as an argument makes its caller uncopyable.
+    # a shadowed function passed as an argument makes that call uncopyable.
     def __copy__(self) -> _ShadowWrapper:
         return self
 
