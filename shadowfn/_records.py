@@ -71,13 +71,19 @@ def snapshot(value: Any, adapter: Callable[[Any], ResponseRecord] | None = None)
         record = adapter(value)
         if not isinstance(record, ResponseRecord):
             raise TypeError(f"adapter must return a ResponseRecord, got {type(record).__name__}")
-        return record
+        return _detached(record)
     if isinstance(value, ResponseRecord):
-        return value
+        return _detached(value)
     http = _http_record(value)
     if http is not None:
         return http
     return ResponseRecord(body=normalize(value))
+
+
+def _detached(record: ResponseRecord) -> ResponseRecord:
+    """Copy a record built by user code, so later mutation of its headers or body cannot change it."""
+    headers = {str(name).lower(): str(header) for name, header in record.headers.items()}
+    return dataclasses.replace(record, headers=headers, body=normalize(record.body))
 
 
 def _http_record(value: Any) -> ResponseRecord | None:

@@ -687,3 +687,38 @@ def test_candidate_mutating_shared_state_cannot_change_result() -> None:
 
     assert config == {"scale": 2}
     assert primary.shadow.stats.diverged == 1
+
+
+def test_mutation_after_adapter_causes_no_divergence(release: threading.Event) -> None:
+    def candidate() -> dict[str, list[int]]:
+        release.wait(1.0)
+        return {"items": [1, 2]}
+
+    @shadow(candidate, adapter=lambda value: ResponseRecord(status=200, body=value))
+    def primary() -> dict[str, list[int]]:
+        return {"items": [1, 2]}
+
+    result = primary()
+    result["items"].append(3)
+    release.set()
+    settle()
+
+    assert primary.shadow.stats.matched == 1
+
+
+def test_mutation_of_returned_record_causes_no_divergence(release: threading.Event) -> None:
+    def candidate() -> ResponseRecord:
+        release.wait(1.0)
+        return ResponseRecord(status=200, headers={"etag": "1"}, body={"items": [1, 2]})
+
+    @shadow(candidate)
+    def primary() -> ResponseRecord:
+        return ResponseRecord(status=200, headers={"etag": "1"}, body={"items": [1, 2]})
+
+    result = primary()
+    result.body["items"].append(3)
+    result.headers["etag"] = "2"  # type: ignore[index]
+    release.set()
+    settle()
+
+    assert primary.shadow.stats.matched == 1
