@@ -261,6 +261,8 @@ class ShadowCall:
 
     def _end_candidate(self) -> None:
         with self._lock:
+            if self._candidate_ended:
+                return
             self._candidate_ended = True
             release = self._settled
             self.args = ()

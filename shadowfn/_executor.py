@@ -54,7 +54,15 @@ class WorkerPool:
             else:
                 start = False
         if start:
-            threading.Thread(target=self._work, name="shadowfn-worker", daemon=True).start()
+            try:
+                threading.Thread(target=self._work, name="shadowfn-worker", daemon=True).start()
+            except BaseException:
+                # No thread was started: forget it and the job, so neither waits forever.
+                with self._lock:
+                    self._threads -= 1
+                    if job in self._jobs:
+                        self._jobs.remove(job)
+                raise
 
     def _work(self) -> None:
         while True:

@@ -257,6 +257,23 @@ def test_unstartable_candidate_is_internal_error(monkeypatch: pytest.MonkeyPatch
     assert errors[0]["error"] == "RuntimeError: can't start new thread"
 
 
+def test_pool_forgets_thread_that_fails_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = WorkerPool(max_workers=1)
+    ran = threading.Event()
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            shadowfn._executor,
+            "threading",
+            types.SimpleNamespace(Thread=RejectedThread, Lock=threading.Lock, Condition=threading.Condition),
+        )
+        with pytest.raises(RuntimeError, match="can't start new thread"):
+            pool.submit(lambda: None)
+
+    assert pool.threads == 0
+    pool.submit(ran.set)
+    assert ran.wait(5)
+
+
 def test_settled_calls_are_freed_before_their_deadline() -> None:
     body = {"items": list(range(100)), "text": "x" * 1000}
 
