@@ -103,8 +103,10 @@ class Timer:
         with self._lock:
             heapq.heappush(self._heap, (deadline, next(self._sequence), callback))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="shadowfn-timer", daemon=True)
-                self._thread.start()
+                # Set only once started, so a failed start is retried on the next call.
+                thread = threading.Thread(target=self._run, name="shadowfn-timer", daemon=True)
+                thread.start()
+                self._thread = thread
             if self._heap[0][2] is callback:
                 self._changed.notify()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,8 +13,9 @@ import structlog
 from structlog.testing import capture_logs
 
 import shadowfn
+import shadowfn._events
 from shadowfn import shadow
-from shadowfn._events import RateLimiter, emit, emitter_counts, flush
+from shadowfn._events import RateLimiter, _Emitter, emit, emitter_counts, flush
 
 
 @pytest.fixture
@@ -150,3 +152,38 @@ def test_match_is_logged_at_debug() -> None:
         assert shadowfn.drain(timeout=5)
 
     assert [(entry["event"], entry["log_level"]) for entry in logs] == [("shadow.match", "debug")]
+
+
+class RejectedThread:
+    """Stands in for ``threading.Thread`` when the system cannot start another thread."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def start(self) -> None:
+        raise RuntimeError("can't start new thread")
+
+
+def test_emitter_retries_thread_that_failed_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    emitter = _Emitter()
+    saved = structlog.get_config()
+    capture = structlog.testing.LogCapture()
+    structlog.configure(processors=[capture], cache_logger_on_first_use=False)
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(
+                shadowfn._events,
+                "threading",
+                types.SimpleNamespace(
+                    Thread=RejectedThread, Lock=threading.Lock, Condition=threading.Condition
+                ),
+            )
+            with pytest.raises(RuntimeError, match="can't start new thread"):
+                emitter.emit("warning", "shadow.first", None, {})
+
+        emitter.emit("warning", "shadow.second", None, {})
+        assert emitter.flush(5) is True
+    finally:
+        structlog.configure(**saved)
+
+    assert [entry["event"] for entry in capture.entries] == ["shadow.first", "shadow.second"]

@@ -289,3 +289,22 @@ def test_settled_calls_are_freed_before_their_deadline() -> None:
     alive = [item for item in gc.get_objects() if isinstance(item, ShadowCall)]
     assert alive == []
     assert primary.shadow.stats.matched == 200
+
+
+def test_timer_retries_thread_that_failed_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    timer = Timer()
+    fired: list[str] = []
+    done = threading.Event()
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            shadowfn._executor,
+            "threading",
+            types.SimpleNamespace(Thread=RejectedThread, Lock=threading.Lock, Condition=threading.Condition),
+        )
+        with pytest.raises(RuntimeError, match="can't start new thread"):
+            timer.call_at(time.monotonic(), lambda: fired.append("first"))
+
+    timer.call_at(time.monotonic(), lambda: (fired.append("second"), done.set()))
+
+    assert done.wait(5)
+    assert fired == ["first", "second"]
