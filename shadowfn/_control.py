@@ -58,6 +58,7 @@ class ShadowControl:
         enabled: bool,
         signature: inspect.Signature | None,
         method_kind: str,
+        candidate_binds: bool = False,
     ) -> None:
         self.name = name
         self.candidate = candidate
@@ -65,6 +66,7 @@ class ShadowControl:
         self.counters = registry.counters(name)
         self.log = divergence_log
         self._method_kind = method_kind
+        self._candidate_binds = candidate_binds
         self._enabled = bool(enabled)
         self._set_rate(config.rate)
         self._warned_types: set[tuple[str, str]] = set()
@@ -227,8 +229,8 @@ class ShadowControl:
     def _resolve_candidate(self, instance: Any) -> Callable[..., Any] | None:
         candidate = self.candidate
         if not isinstance(candidate, str):
-            if instance is not None and self._method_kind in ("function", "classmethod"):
-                # The candidate has the primary's signature, so it takes self or cls too.
+            if self._candidate_binds and instance is not None and self._method_kind != "staticmethod":
+                # A function candidate has the primary's signature, so it takes self or cls too.
                 return functools.partial(candidate, instance)
             return candidate
         owner = instance

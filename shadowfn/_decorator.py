@@ -225,12 +225,16 @@ def shadow(
     elif not isinstance(config, ShadowConfig):
         raise TypeError(f"config must be a ShadowConfig, got {_describe(config)}")
 
+    candidate_binds = False
     if isinstance(candidate, str):
         if not candidate.isidentifier():
             raise ValueError(f"candidate must be a callable or a method name, got {_describe(candidate)}")
     elif not callable(candidate) and not isinstance(candidate, (classmethod, staticmethod)):  # type: ignore[unreachable]
         raise TypeError(f"candidate must be a callable or the name of a method, got {_describe(candidate)}")
     else:
+        # A plain function binds to the instance like a method; bound methods,
+        # staticmethods and other callables are called as they are.
+        candidate_binds = inspect.isfunction(candidate)
         candidate_function, _ = _unwrap_method(candidate)
         _reject_generators(candidate_function, "candidate")
         candidate = candidate_function
@@ -263,6 +267,7 @@ def shadow(
             enabled=enabled,
             signature=signature,
             method_kind=method_kind,
+            candidate_binds=candidate_binds,
         )
         if inspect.iscoroutinefunction(function):
             wrapper = _async_wrapper(control)

@@ -180,6 +180,26 @@ def test_classmethod_under_decorator() -> None:
     assert stats.diverged == 0
 
 
+def test_bound_method_candidate_of_method_is_called_as_is() -> None:
+    class NewStore:
+        prefix = "item:"
+
+        def lookup(self, item: str) -> str:
+            return self.prefix + item
+
+    class Store:
+        prefix = "item:"
+
+        @shadow(NewStore().lookup)
+        def lookup(self, item: str) -> str:
+            return self.prefix + item
+
+    assert Store().lookup("a") == "item:a"
+    settle()
+
+    assert Store.lookup.shadow.stats.matched == 1
+
+
 def test_function_candidate_of_classmethod_receives_cls() -> None:
     received: list[object] = []
 
