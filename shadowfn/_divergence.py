@@ -254,7 +254,8 @@ def _diff_texts(
     if parsed_candidate is not NOT_JSON:
         _walk(parsed_primary, parsed_candidate, root, collector)
         if collector.total == 0:
-            _diff_json_format(primary, candidate, collector, root)
+            same_values = _count_changes(parsed_primary, parsed_candidate) == 0
+            _diff_json_format(primary, candidate, collector, root, same_values)
         if collector.total == 0:
             return None
     elif not collector.ignored(root):
@@ -271,10 +272,21 @@ def _diff_texts(
     )
 
 
+def _count_changes(primary: Any, candidate: Any) -> int:
+    """Count the differences between two parsed values, ignoring nothing."""
+    collector = _Collector(PathSet())
+    _walk(primary, candidate, (), collector)
+    return collector.total
+
+
 def _diff_json_format(
-    primary: str | bytes, candidate: str | bytes, collector: _Collector, root: Path
+    primary: str | bytes, candidate: str | bytes, collector: _Collector, root: Path, same_values: bool
 ) -> None:
-    """Pair the leaves of two equal JSON values by path and report those written differently."""
+    """Pair the leaves of two JSON texts by path and report those written differently.
+
+    The whole body counts as one ``format`` change only when ``same_values`` says the
+    parsed values are equal and no leaf is written differently.
+    """
     try:
         primary_leaves = list(leaf_tokens(primary))
         candidate_leaves = dict(leaf_tokens(candidate))
@@ -289,7 +301,7 @@ def _diff_json_format(
         full = root + path
         if not _any_prefix_ignored(collector, full):
             collector.add(full, "format", raw, other)
-    if not leaf_differs and not collector.ignored(root):
+    if same_values and not leaf_differs and not collector.ignored(root):
         # Same leaves, different text: whitespace, separators or key order.
         # NOTE: when leaves differ only at ignored paths, such layout differences go unreported.
         prefix = _common_prefix(primary, candidate) if type(primary) is type(candidate) else 0

@@ -410,3 +410,20 @@ def test_ignore_header_written_in_any_case() -> None:
     divergence = diff_records(primary, candidate, PathSet(["headers.ETag"]))
 
     assert divergence == Divergence(headers=HeaderDiff(changed=("date",)))
+
+
+def test_ignored_value_change_in_json_text_is_not_a_format_change() -> None:
+    primary = body(json.dumps({"items": []}))
+    candidate = body(json.dumps({"items": [None]}))
+
+    assert changes_of(diff_records(primary, candidate)) == [("body.items[0]", "added")]
+    assert diff_records(primary, candidate, PathSet(["body.items[*]"])) is None
+
+
+def test_format_change_survives_ignored_value_change() -> None:
+    primary = body(json.dumps({"generated_at": 1, "name": "Åland"}))
+    candidate = body(json.dumps({"generated_at": 2, "name": "Åland"}, ensure_ascii=False))
+
+    divergence = diff_records(primary, candidate, PathSet(["body.generated_at"]))
+
+    assert changes_of(divergence) == [("body.name", "format")]
