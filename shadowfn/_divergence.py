@@ -284,8 +284,8 @@ def _diff_json_format(
 ) -> None:
     """Pair the leaves of two JSON texts by path and report those written differently.
 
-    The whole body counts as one ``format`` change only when ``same_values`` says the
-    parsed values are equal and no leaf is written differently.
+    The whole body counts as one ``format`` change only when ``same_values`` is true (the
+    parsed values are equal) and no leaf is written differently.
     """
     try:
         primary_leaves = list(leaf_tokens(primary))

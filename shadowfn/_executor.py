@@ -99,7 +99,7 @@ class Timer:
     def call_at(self, deadline: float, callback: Callable[[], None]) -> None:
         """Call ``callback`` on the timer thread at ``deadline`` (``time.monotonic()`` seconds)."""
         # NOTE: an entry stays until its deadline even when its call settled early, so
-        # the heap holds about (sampled calls per second x timeout) small entries.
+        # the heap contains about (sampled calls per second x timeout) small entries.
         with self._lock:
             heapq.heappush(self._heap, (deadline, next(self._sequence), callback))
             if self._thread is None:
