@@ -26,7 +26,11 @@ def drain(timeout: float | None = None) -> bool:
 
     Returns:
         True when everything finished, False when ``timeout`` seconds passed first.
+
+    Raises:
+        ValueError: ``timeout`` is not None or a number of seconds >= 0.
     """
+    _check_timeout(timeout)
     deadline = None if timeout is None else time.monotonic() + timeout
     if not tracker.wait(timeout):
         return False
@@ -42,13 +46,24 @@ async def adrain(timeout: float | None = None) -> bool:
 
     Returns:
         True when everything finished, False when ``timeout`` seconds passed first.
+
+    Raises:
+        ValueError: ``timeout`` is not None or a number of seconds >= 0.
     """
+    _check_timeout(timeout)
     deadline = None if timeout is None else time.monotonic() + timeout
     while tracker.open > 0 or not _events.flush(0) or not _metrics.flush(0):
         if deadline is not None and time.monotonic() >= deadline:
             return False
         await asyncio.sleep(0.002)
     return True
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
+        raise ValueError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
 
 
 def configure(*, max_pending: int | None = None, log_capacity: int | None = None) -> None:

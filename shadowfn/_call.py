@@ -14,6 +14,7 @@ import datetime
 import hashlib
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -125,7 +126,16 @@ class ShadowCall:
 
     def start_in_pool(self) -> None:
         """Run a sync candidate on the worker pool, with a deadline on the timer thread."""
-        timer.call_at(time.monotonic() + self.control.config.timeout, self._on_timeout)
+        # The timer holds only a weak reference: a call that settles early is freed
+        # at once instead of living, with its records, until its deadline.
+        reference = weakref.ref(self)
+
+        def on_deadline() -> None:
+            call = reference()
+            if call is not None:
+                call._on_timeout()
+
+        timer.call_at(time.monotonic() + self.control.config.timeout, on_deadline)
         pool.submit(self._run_sync_candidate)
 
     def start_task(self, loop: asyncio.AbstractEventLoop, keep: set[asyncio.Task[None]]) -> None:

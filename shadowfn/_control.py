@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import copy
+import functools
 import inspect
 import random
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +30,12 @@ __all__ = ["ShadowControl", "divergence_log", "is_async_callable"]
 divergence_log = DivergenceLog()
 
 _shed_warnings = _events.RateLimiter()
+_ANY_ARGUMENTS = inspect.Signature(
+    [
+        inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
+        inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
+    ]
+)
 _TASKS: set[asyncio.Task[None]] = set()
 
 
@@ -55,6 +63,7 @@ class ShadowControl:
         signature: inspect.Signature | None,
         method_kind: str,
         primary_is_async: bool = False,
+        candidate_binds: bool = False,
     ) -> None:
         self.name = name
         self.candidate = candidate
@@ -65,14 +74,18 @@ class ShadowControl:
         self._method_kind = method_kind
         # A coroutine candidate runs on the caller's loop only under an async primary.
         self.primary_is_async = primary_is_async
+        self._candidate_binds = candidate_binds
         self._enabled = bool(enabled)
         self._set_rate(config.rate)
         self._warned_types: set[tuple[str, str]] = set()
+        self._warned_lock = threading.Lock()
         self._candidate_is_async = None if isinstance(candidate, str) else is_async_callable(candidate)
         self._builders: dict[bool, KeyBuilder] = {}
-        if signature is not None:
-            for skip_first in (False, True):
-                self._builders[skip_first] = KeyBuilder(signature, config.key, skip_first=skip_first)
+        if signature is None:
+            # Without an introspectable signature, key on the arguments as given.
+            signature = _ANY_ARGUMENTS
+        for skip_first in (False, True):
+            self._builders[skip_first] = KeyBuilder(signature, config.key, skip_first=skip_first)
 
     def __repr__(self) -> str:
         return f"<ShadowControl {self.name} rate={self._rate} enabled={self._enabled}>"
@@ -99,7 +112,9 @@ class ShadowControl:
 
     @enabled.setter
     def enabled(self, value: bool) -> None:
-        self._enabled = bool(value)
+        if not isinstance(value, bool):
+            raise TypeError(f"enabled must be True or False, got {value!r:.80} ({type(value).__name__})")
+        self._enabled = value
 
     @property
     def timeout(self) -> float:
@@ -186,6 +201,7 @@ class ShadowControl:
         builder = self._builder(instance)
 
         # 1. Sampling. Rate 100 needs no key, so none is built on the caller's path.
+        # NOTE: so an unencodable argument is shadowed at rate 100 but unkeyable below it.
         if self._rate < 100:
             try:
                 key = builder.build(args, kwargs)
@@ -235,7 +251,14 @@ class ShadowControl:
                 contextvars.copy_context(),
                 None if key is not None else builder.build,
             )
-            self._start(call, candidate, on_running_loop)
+            try:
+                self._start(call, candidate, on_running_loop)
+            except Exception as exc:
+                # The call is already counted and tracked: settle it so drain() and
+                # the pending bound do not wait for a candidate that never started.
+                call._settle("internal_errors", error=exc, stage="start")
+                call._end_candidate()
+                return None
             if primary is not None and self.noise_tracker is not None:
                 self._start_noise(call, primary, *original)
             return call
@@ -290,6 +313,9 @@ class ShadowControl:
     def _resolve_candidate(self, instance: Any) -> Callable[..., Any] | None:
         candidate = self.candidate
         if not isinstance(candidate, str):
+            if self._candidate_binds and instance is not None and self._method_kind != "staticmethod":
+                # A function candidate has the primary's signature, so it takes self or cls too.
+                return functools.partial(candidate, instance)
             return candidate
         owner = instance
         found = getattr(owner, candidate, None) if owner is not None else None
@@ -359,7 +385,8 @@ class ShadowControl:
 
     def _warn_once(self, kind: str, message: str, event: str, level: str, *, fix: str) -> None:
         marker = (event, kind)
-        if marker in self._warned_types:
-            return
-        self._warned_types.add(marker)
+        with self._warned_lock:
+            if marker in self._warned_types:
+                return
+            self._warned_types.add(marker)
         _events.emit(level, event, None, function=self.name, reason=message, fix=fix)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any, SupportsIndex, TypeVar, overload
 
 import wrapt
 
@@ -46,6 +46,19 @@ class _ShadowWrapper(wrapt.FunctionWrapper):  # type: ignore[type-arg]
     def shadow(self) -> ShadowControl:
         control: ShadowControl = self._self_control
         return control
+
+    # A shadowed function copies and pickles like a plain function: as itself, and
+    # by reference to its module attribute. Without these, wrapt's proxy raises, and
+    # a shadowed function passed as an argument makes that call uncopyable.
+    def __copy__(self) -> _ShadowWrapper:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _ShadowWrapper:
+        return self
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str:
+        qualname: str = self.__qualname__
+        return qualname
 
 
 def _sync_wrapper(control: ShadowControl) -> Callable[..., Any]:
@@ -166,8 +179,13 @@ def _signature_of(function: Callable[..., Any]) -> inspect.Signature | None:
 
 def _check_key_names(config: ShadowConfig, signature: inspect.Signature | None, name: str) -> None:
     names = (config.key,) if isinstance(config.key, str) else config.key
-    if not isinstance(names, tuple) or signature is None:
+    if not isinstance(names, tuple):
         return
+    if signature is None:
+        raise ValueError(
+            f"key names parameters {names!r}, but {name} has no introspectable signature; "
+            "pass key= a function of the arguments instead"
+        )
     known = list(signature.parameters)
     for parameter in names:
         if parameter not in known:
@@ -299,12 +317,16 @@ def shadow(
             f"derive a config instead, such as config.with_{next(iter(passed))}(...)"
         )
 
+    candidate_binds = False
     if isinstance(candidate, str):
         if not candidate.isidentifier():
             raise ValueError(f"candidate must be a callable or a method name, got {_describe(candidate)}")
     elif not callable(candidate) and not isinstance(candidate, (classmethod, staticmethod)):  # type: ignore[unreachable]
         raise TypeError(f"candidate must be a callable or the name of a method, got {_describe(candidate)}")
     else:
+        # A plain function binds to the instance like a method; bound methods,
+        # staticmethods and other callables are called as they are.
+        candidate_binds = inspect.isfunction(candidate)
         candidate_function, _ = _unwrap_method(candidate)
         _reject_generators(candidate_function, "candidate")
         candidate = candidate_function
@@ -324,6 +346,11 @@ def shadow(
             or f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', repr(function))}"
         )
         _check_key_names(config, signature, qualified)
+        if isinstance(candidate, str) and method_kind == "staticmethod":
+            raise TypeError(
+                f"candidate {candidate!r} names a method, but {qualified} is a staticmethod, which has "
+                "no instance or class to look it up on; pass the candidate function itself"
+            )
 
         control = ShadowControl(
             name=qualified,
@@ -333,6 +360,7 @@ def shadow(
             signature=signature,
             method_kind=method_kind,
             primary_is_async=inspect.iscoroutinefunction(function),
+            candidate_binds=candidate_binds,
         )
         if inspect.iscoroutinefunction(function):
             wrapper = _async_wrapper(control)

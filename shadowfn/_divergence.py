@@ -287,7 +287,8 @@ def _diff_texts(
         # NOTE: when a tolerance or an unordered path made the parsed values match,
         # differences in how the JSON text is written are not reported.
         if collector.total == 0 and not collector.relaxed:
-            _diff_json_format(primary, candidate, collector, root)
+            same_values = _count_changes(parsed_primary, parsed_candidate) == 0
+            _diff_json_format(primary, candidate, collector, root, same_values)
         if collector.total == 0:
             return None
     elif not collector.ignored(root):
@@ -304,30 +305,42 @@ def _diff_texts(
     )
 
 
+def _count_changes(primary: Any, candidate: Any) -> int:
+    """Count the differences between two parsed values, ignoring nothing."""
+    collector = _Collector(PathSet(), None, None)
+    _walk(primary, candidate, (), collector)
+    return collector.total
+
+
 def _diff_json_format(
-    primary: str | bytes, candidate: str | bytes, collector: _Collector, root: Path
+    primary: str | bytes, candidate: str | bytes, collector: _Collector, root: Path, same_values: bool
 ) -> None:
-    """Pair the leaves of two equal JSON values by path and report those written differently."""
+    """Pair the leaves of two JSON texts by path and report those written differently.
+
+    The whole body counts as one ``format`` change only when ``same_values`` is true (the
+    parsed values are equal) and no leaf is written differently.
+    """
     try:
         primary_leaves = list(leaf_tokens(primary))
         candidate_leaves = dict(leaf_tokens(candidate))
     except (ValueError, RecursionError):
         primary_leaves, candidate_leaves = [], {}
-    leaves_differ = False
+    leaf_differs = False
     for path, raw in primary_leaves:
         other = candidate_leaves.get(path)
         if other is None or other == raw:
             continue
         # An ignored leaf still explains the text difference, so it must not
         # lead to the whole-body change below.
-        leaves_differ = True
+        leaf_differs = True
         full = root + path
         if not _any_prefix_ignored(collector, full):
             collector.add(full, "format", raw, other)
     # NOTE: whitespace, separator and key-order differences go unreported when
     # any leaf is also written differently, reported or ignored.
-    if not leaves_differ and not collector.ignored(root):
+    if same_values and not leaf_differs and not collector.ignored(root):
         # Same leaves, different text: whitespace, separators or key order.
+        # NOTE: when leaves differ only at ignored paths, such layout differences go unreported.
         prefix = _common_prefix(primary, candidate) if type(primary) is type(candidate) else 0
         collector.add(root, "format", _excerpt(primary, prefix), _excerpt(candidate, prefix))
 

@@ -54,7 +54,15 @@ class WorkerPool:
             else:
                 start = False
         if start:
-            threading.Thread(target=self._work, name="shadowfn-worker", daemon=True).start()
+            try:
+                threading.Thread(target=self._work, name="shadowfn-worker", daemon=True).start()
+            except BaseException:
+                # No thread was started: forget it and the job, so neither waits forever.
+                with self._lock:
+                    self._threads -= 1
+                    if job in self._jobs:
+                        self._jobs.remove(job)
+                raise
 
     def _work(self) -> None:
         while True:
@@ -67,6 +75,8 @@ class WorkerPool:
             # Jobs are shadowfn's own functions, which catch everything the
             # candidate and the hooks raise.
             job()
+            # Drop the finished job, so an idle worker keeps no call alive.
+            del job
 
     @property
     def threads(self) -> int:
@@ -88,11 +98,15 @@ class Timer:
 
     def call_at(self, deadline: float, callback: Callable[[], None]) -> None:
         """Call ``callback`` on the timer thread at ``deadline`` (``time.monotonic()`` seconds)."""
+        # NOTE: an entry stays until its deadline even when its call settled early, so
+        # the heap contains about (sampled calls per second x timeout) small entries.
         with self._lock:
             heapq.heappush(self._heap, (deadline, next(self._sequence), callback))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="shadowfn-timer", daemon=True)
-                self._thread.start()
+                # Set only once started, so a failed start is retried on the next call.
+                thread = threading.Thread(target=self._run, name="shadowfn-timer", daemon=True)
+                thread.start()
+                self._thread = thread
             if self._heap[0][2] is callback:
                 self._changed.notify()
 

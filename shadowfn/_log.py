@@ -110,7 +110,15 @@ class DivergenceLog:
 
         ``function`` matches the full name or its last dotted part, so both
         ``"codec.encode"`` and ``"encode"`` find ``codec.encode``.
+
+        Raises:
+            ValueError: ``n`` is not an int >= 0.
+            TypeError: ``function`` is not a string or None.
         """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"n must be an int >= 0 (the number of entries), got {n!r}")
+        if function is not None and not isinstance(function, str):
+            raise TypeError(f"function must be a function name (str) or None, got {function!r}")
         with self._lock:
             entries = list(self._entries)
         found: list[DivergenceEntry] = []

@@ -432,6 +432,10 @@ async def test_awaitable_from_sync_primary_is_plain_value() -> None:
 # Methods ----------------------------------------------------------------------
 
 
+def sync_class_identity(cls: type, x: int) -> int:
+    return x
+
+
 class Repository:
     def __init__(self, scale: int) -> None:
         self.scale = scale
@@ -446,7 +450,7 @@ class Repository:
         await asyncio.sleep(0.01)
         return x * self.scale
 
-    @shadow(sync_identity, key="x", rate=100)
+    @shadow(sync_class_identity, key="x", rate=100)
     @classmethod
     async def describe(cls, x: int) -> int:
         return x
