@@ -173,7 +173,24 @@ class ShadowControl:
         Never raises: a failure of shadowfn itself counts as an internal error.
         """
         try:
-            return self._begin(instance, args, kwargs, primary, on_running_loop)
+            # 1. Sampling, inline here because most calls end at this step.
+            # Rate 100 needs no key, so none is built on the caller's path.
+            # NOTE: so an unencodable argument is shadowed at rate 100 but unkeyable below it.
+            key: bytes | None = None
+            builder = self._builder(instance)
+            if self._rate < 100:
+                try:
+                    key = builder.build(args, kwargs)
+                except Exception as exc:
+                    self.counters.count_call(True, "unkeyable")
+                    note_skipped("unkeyable")
+                    self._warn_unkeyable(exc)
+                    return None
+                if not decide(key, self._whole, self._fraction):
+                    self.counters.count_unsampled()
+                    return None
+
+            return self._admit_and_start(instance, args, kwargs, primary, key, builder, on_running_loop)
         except Exception as exc:
             self.counters.count_call(True, "internal_errors")
             note_skipped("internal_errors")
@@ -188,31 +205,17 @@ class ShadowControl:
             )
             return None
 
-    def _begin(
+    def _admit_and_start(
         self,
         instance: Any,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         primary: Callable[..., Any] | None,
-        on_running_loop: bool = True,
+        key: bytes | None,
+        builder: KeyBuilder,
+        on_running_loop: bool,
     ) -> ShadowCall | None:
         counters = self.counters
-        key: bytes | None = None
-        builder = self._builder(instance)
-
-        # 1. Sampling. Rate 100 needs no key, so none is built on the caller's path.
-        # NOTE: so an unencodable argument is shadowed at rate 100 but unkeyable below it.
-        if self._rate < 100:
-            try:
-                key = builder.build(args, kwargs)
-            except Exception as exc:
-                counters.count_call(True, "unkeyable")
-                note_skipped("unkeyable")
-                self._warn_unkeyable(exc)
-                return None
-            if not decide(key, self._whole, self._fraction):
-                counters.count_call(False)
-                return None
 
         # 2. Admission against the pending bounds.
         if not admission.try_acquire(self.name, self.config.max_pending):

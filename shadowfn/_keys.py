@@ -185,12 +185,21 @@ class KeyBuilder:
         )
         self._plain = all(p.kind in plain_kinds for p in parameters)
         self._index = {name: i for i, name in enumerate(self._names)}
+        self._arity = len(parameters)
+        self._required = tuple(i for i, p in enumerate(parameters) if p.default is _MISSING)
         if isinstance(spec, str):
             self._selected: tuple[str, ...] | None = (spec,)
         elif isinstance(spec, tuple):
             self._selected = spec
         else:
             self._selected = None
+        # The encoded names never change, so they are encoded once here.
+        if self._selected is None:
+            self._key_names = [_encode_str(name) for name in self._names]
+            self._key_positions: list[int | None] = list(range(len(self._names)))
+        else:
+            self._key_names = [_encode_str(name) for name in self._selected]
+            self._key_positions = [self._index.get(name) for name in self._selected]
 
     def build(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
         """Return the key bytes for one call.
@@ -208,6 +217,17 @@ class KeyBuilder:
                 return produced.encode("utf-8", "surrogatepass")
             return canonical_bytes(produced)
 
+        values = self._bind_plain(args, kwargs) if self._plain else None
+        if values is not None:
+            if self._selected is not None:
+                values = [values[p] if p is not None else None for p in self._key_positions]
+            # The same bytes as the loop below, built with slice assignment and map()
+            # because this runs on every sampling decision.
+            parts: list[bytes] = [b""] * (2 * len(self._key_names))
+            parts[::2] = self._key_names
+            parts[1::2] = map(_encode, values)
+            return _encode_items(b"A", parts)
+
         pairs = self._bind(args, kwargs)
         if self._selected is not None:
             selected = dict(pairs)
@@ -218,22 +238,32 @@ class KeyBuilder:
             parts.append(_encode(value))
         return _encode_items(b"A", parts)
 
-    def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
-        if self._plain and len(args) <= self._positional_limit:
-            values = list(self._defaults)
-            values[: len(args)] = args
-            index = self._index
-            for name, value in kwargs.items():
-                position = index.get(name)
-                if position is None:
-                    return self._bind_slow(args, kwargs)
-                values[position] = value
-            if any(value is _MISSING for value in values):
-                return self._bind_slow(args, kwargs)
-            return list(zip(self._names, values, strict=True))
-        return self._bind_slow(args, kwargs)
+    def _bind_plain(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Sequence[Any] | None:
+        """Return the argument values in parameter order with defaults applied, or None if ``_bind`` must bind them.
 
-    def _bind_slow(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
+        This is the hot path of every sampling decision, so it avoids
+        ``Signature.bind``. It handles signatures without ``*args``, ``**kwargs``
+        or positional-only parameters, called with valid arguments. It returns the
+        same values that ``_bind`` would, so keys do not depend on the path taken.
+        """
+        count = len(args)
+        if count > self._positional_limit:
+            return None
+        if not kwargs and count == self._arity:
+            return args
+        values = [*args, *self._defaults[count:]]
+        index = self._index
+        for name, value in kwargs.items():
+            position = index.get(name)
+            if position is None or position < count:
+                return None
+            values[position] = value
+        for position in self._required:
+            if values[position] is _MISSING:
+                return None
+        return values
+
+    def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
         try:
             bound = self._signature.bind(*args, **kwargs)
         except TypeError:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+import struct
 
 __all__ = ["bucket_of", "should_shadow", "split_rate"]
 
 _FRACTION_SCALE = 2**32
+
+# Both 4-byte words of the digest as big-endian unsigned ints, in one C call.
+_read_words = struct.Struct(">II").unpack_from
 
 
 def split_rate(rate: float) -> tuple[int, float]:
@@ -24,8 +28,10 @@ def bucket_of(key: bytes) -> int:
 
 def decide(key: bytes, whole: int, fraction: float) -> bool:
     """Decide for a rate already split by :func:`split_rate`, with 0 < rate < 100."""
-    digest = hashlib.sha256(key).digest()
-    bucket = int.from_bytes(digest[:4], "big") % 100
+    first: int
+    second: int
+    first, second = _read_words(hashlib.sha256(key).digest())
+    bucket = first % 100
     if bucket < whole:
         return True
     if bucket > whole or fraction == 0.0:
@@ -33,7 +39,7 @@ def decide(key: bytes, whole: int, fraction: float) -> bool:
 
     # The boundary bucket is split by the next 4 digest bytes, so a key admitted at
     # rate r stays admitted at every higher rate.
-    return int.from_bytes(digest[4:8], "big") / _FRACTION_SCALE < fraction
+    return second / _FRACTION_SCALE < fraction
 
 
 def should_shadow(key: bytes, rate: float) -> bool:

@@ -78,6 +78,7 @@ class Counters:
         self._values = {f.name: 0 for f in fields(FunctionStats)}
         # Distinct keys of compared calls, counted when a call settles.
         self.keys = KeySketch()
+        self._unsampled = 0
 
     def count_call(self, sampled: bool = False, outcome: str | None = None) -> None:
         """Count one call; a sampled call is either settled now or left pending."""
@@ -94,6 +95,11 @@ class Counters:
             # Settled before a candidate started (shed, unkeyable, ...): no durations.
             _metrics.record(self.name, outcome)
 
+    def count_unsampled(self) -> None:
+        """Count one call that sampling declined. Most calls end here, so it updates a single integer."""
+        with self._lock:
+            self._unsampled += 1
+
     def settle(self, outcome: str) -> None:
         """Move one pending call to ``outcome``."""
         with self._lock:
@@ -102,12 +108,15 @@ class Counters:
 
     def snapshot(self) -> FunctionStats:
         with self._lock:
-            return FunctionStats(**self._values)
+            values = dict(self._values)
+            values["calls"] += self._unsampled
+        return FunctionStats(**values)
 
     def reset(self) -> None:
         with self._lock:
             for counter in self._values:
                 self._values[counter] = 0
+            self._unsampled = 0
         self.keys.reset()
 
 
