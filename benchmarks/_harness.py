@@ -6,6 +6,7 @@ The scripts in this folder are run by hand (see ``run_all.sh``), never by pytest
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -13,7 +14,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from importlib import metadata
 from typing import Any
 
@@ -78,41 +79,98 @@ def summarize(samples_ns: Sequence[float]) -> dict[str, float]:
     }
 
 
-def time_batches(
-    call: Callable[[int], None],
-    *,
-    repetitions: int,
-    batch: int,
-    warmup: int,
-    between: Callable[[], None] | None = None,
-) -> list[float]:
-    """Time ``repetitions`` batches of ``batch`` calls and return the per-call time of each batch.
+@dataclasses.dataclass
+class Subject:
+    """One thing to time: ``call(i)`` makes one call with a distinct index ``i``.
 
-    ``call(i)`` makes one call with a distinct index ``i``. Timing a batch instead of
-    one call keeps the resolution and the cost of ``perf_counter_ns`` itself out of
-    sub-microsecond figures. ``between()`` runs untimed after each batch (for example
-    to wait for shadow work). The garbage collector is off while timing.
+    ``batch`` calls are timed together and ``between()``, when given, runs untimed
+    after each batch (for example to wait for shadow work).
     """
-    index = 0
-    for _ in range(warmup):
-        for _ in range(batch):
-            call(index)
-            index += 1
-        if between is not None:
-            between()
 
-    samples: list[float] = []
+    call: Callable[[int], object]
+    batch: int = 100
+    between: Callable[[], object] | None = None
+    next_index: int = 0
+
+    def run_batch(self) -> float:
+        """Run one batch and return its time per call, in nanoseconds."""
+        call = self.call
+        index = self.next_index
+        start = perf_ns()
+        for i in range(index, index + self.batch):
+            call(i)
+        elapsed = perf_ns() - start
+        self.next_index = index + self.batch
+        if self.between is not None:
+            self.between()
+        return elapsed / self.batch
+
+
+def time_round_robin(
+    subjects: dict[str, Subject], *, repetitions: int, warmup: int
+) -> dict[str, list[float]]:
+    """Time ``repetitions`` batches of every subject, taking the subjects in turn.
+
+    Taking turns spreads any change in background load over all subjects alike,
+    so the differences between them stay fair on a shared machine. Timing a batch
+    instead of one call keeps the resolution and the cost of ``perf_counter_ns``
+    itself out of sub-microsecond figures. The garbage collector is off while timing.
+    """
+    for _ in range(warmup):
+        for subject in subjects.values():
+            subject.run_batch()
+
+    samples: dict[str, list[float]] = {label: [] for label in subjects}
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
         for _ in range(repetitions):
-            start = perf_ns()
-            for _ in range(batch):
-                call(index)
-                index += 1
-            samples.append((perf_ns() - start) / batch)
-            if between is not None:
-                between()
+            for label, subject in subjects.items():
+                samples[label].append(subject.run_batch())
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return samples
+
+
+@dataclasses.dataclass
+class AsyncSubject:
+    """One coroutine function to time: ``await call(i)`` makes one awaited call with index ``i``."""
+
+    call: Callable[[int], Awaitable[object]]
+    batch: int = 100
+    between: Callable[[], Awaitable[object]] | None = None
+    next_index: int = 0
+
+    async def run_batch(self) -> float:
+        """Await one batch of calls and return its time per call, in nanoseconds."""
+        call = self.call
+        index = self.next_index
+        start = perf_ns()
+        for i in range(index, index + self.batch):
+            await call(i)
+        elapsed = perf_ns() - start
+        self.next_index = index + self.batch
+        if self.between is not None:
+            await self.between()
+        return elapsed / self.batch
+
+
+async def time_round_robin_async(
+    subjects: dict[str, AsyncSubject], *, repetitions: int, warmup: int
+) -> dict[str, list[float]]:
+    """Await ``repetitions`` batches of every subject in turn, as :func:`time_round_robin` does."""
+    for _ in range(warmup):
+        for subject in subjects.values():
+            await subject.run_batch()
+
+    samples: dict[str, list[float]] = {label: [] for label in subjects}
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repetitions):
+            for label, subject in subjects.items():
+                samples[label].append(await subject.run_batch())
     finally:
         if gc_was_enabled:
             gc.enable()
