@@ -68,13 +68,15 @@ def describe_machine() -> str:
 
 
 def summarize(samples_ns: Sequence[float]) -> dict[str, float]:
-    """Return the median, p99, minimum and count of per-call times, in nanoseconds."""
+    """Return the median, p99, p99.9, minimum, maximum and count of per-call times, in nanoseconds."""
     ordered = sorted(samples_ns)
-    p99_index = min(len(ordered) - 1, int(len(ordered) * 0.99))
+    last = len(ordered) - 1
     return {
         "median_ns": statistics.median(ordered),
-        "p99_ns": ordered[p99_index],
+        "p99_ns": ordered[min(last, int(len(ordered) * 0.99))],
+        "p999_ns": ordered[min(last, int(len(ordered) * 0.999))],
         "min_ns": ordered[0],
+        "max_ns": ordered[last],
         "samples": len(ordered),
     }
 

@@ -186,9 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         [
             "counters add up to the calls",
             f"calls {stats['calls']:,}, sampled {stats['sampled']:,}, outcomes {outcomes:,}, pending {stats['pending']}",
-            h.verdict(
-                stats["calls"] == total and stats["sampled"] == outcomes and stats["pending"] == 0
-            ),
+            h.verdict(stats["calls"] == total and stats["sampled"] == outcomes and stats["pending"] == 0),
         ],
     ]
     print("Targets:")
