@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 import shadowfn
 from shadowfn import shadow
+from shadowfn._events import RateLimiter
 from shadowfn._keys import KeyBuilder, _encode, _encode_items, _encode_str
 from shadowfn._sampling import decide, split_rate
 
@@ -200,3 +202,64 @@ def test_invalid_call_raises_primary_type_error() -> None:
         primary(1, x=2)  # type: ignore[misc]
     assert shadowfn.drain(timeout=5)
     assert primary.shadow.stats.internal_errors == 0
+
+
+def test_rate_limiter_accounts_every_event_across_threads() -> None:
+    limiter = RateLimiter(interval=0.05)
+    results: list[int | None] = []
+    results_lock = threading.Lock()
+    start = threading.Barrier(16)
+
+    def call_many() -> None:
+        start.wait()
+        local = [limiter.allow("shed") for _ in range(2000)]
+        with results_lock:
+            results.extend(local)
+
+    threads = [threading.Thread(target=call_many) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Past the interval, one more event is allowed and reports the rest.
+    time.sleep(0.06)
+    results.append(limiter.allow("shed"))
+
+    allowed = [value for value in results if value is not None]
+    assert len(results) == 16 * 2000 + 1
+    assert sum(allowed) + len(allowed) == len(results)
+
+
+def test_shed_burst_returns_primary_results() -> None:
+    release = threading.Event()
+    results = [object() for _ in range(16)]
+
+    def hung(index: int) -> object:
+        release.wait(10)
+        return None
+
+    @shadow(hung, rate=100, timeout=0.05, max_pending=1, name="hot_path.shed_burst")
+    def primary(index: int) -> object:
+        return results[index]
+
+    returned: list[object] = [None] * 16
+    start = threading.Barrier(16)
+
+    def call(index: int) -> None:
+        start.wait()
+        for _ in range(200):
+            returned[index] = primary(index)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    release.set()
+    assert shadowfn.drain(timeout=10)
+
+    assert all(returned[i] is results[i] for i in range(16))
+    stats = primary.shadow.stats
+    assert stats.calls == 16 * 200
+    assert stats.shed == 16 * 200 - 1
+    assert stats.outcomes == stats.calls
