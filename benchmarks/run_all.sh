@@ -6,7 +6,7 @@ set -eu
 python=${1:-python}
 out=benchmarks/results
 mkdir -p "$out"
-for name in overhead async memory load diff; do
+for name in overhead async memory load diff keys; do
     echo "== bench_$name" >&2
     "$python" "benchmarks/bench_$name.py" --json "$out/$name.json" | tee "$out/$name.md"
 done
