@@ -14,6 +14,8 @@ import datetime
 import hashlib
 import threading
 import time
+import traceback
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,7 @@ from ._executor import admission, pool, timer, tracker
 from ._log import DivergenceEntry
 from ._preview import preview
 from ._records import ResponseRecord, error_text, snapshot, snapshot_exception
+from ._redact import Redactor
 from ._runtime import mark_candidate
 
 if TYPE_CHECKING:
@@ -35,6 +38,11 @@ _RETURNED = "returned"
 _RAISED = "raised"
 
 _timeout_warnings = _events.RateLimiter()
+
+# The comparison (adapter, compare and diff) gets the candidate's timeout, but at
+# least this many seconds: it is a guard against a hung hook, not a latency limit.
+MIN_COMPARE_SECONDS = 5.0
+MAX_TRACEBACK_FRAMES = 20
 
 
 def key_digest(key: bytes) -> str:
@@ -66,7 +74,11 @@ class ShadowCall:
 
         self._lock = threading.Lock()
         self._settled = False
-        self._candidate_ended = False
+        # Jobs of this call that occupy a worker or a task: the candidate's run and
+        # a comparison job. The admission slot is released once the call has
+        # settled and none is left, so a hung hook still counts against the bound.
+        self._holders = 1
+        self._released = False
         self._candidate_state = _RUNNING
         self._candidate_value: Any = None
         self._candidate_ms = 0.0
@@ -111,7 +123,7 @@ class ShadowCall:
 
     def start_in_pool(self) -> None:
         """Run a sync candidate on the worker pool, with a deadline on the timer thread."""
-        timer.call_at(time.monotonic() + self.control.config.timeout, self._on_timeout)
+        _call_at(time.monotonic() + self.control.config.timeout, self, ShadowCall._on_timeout)
         pool.submit(self._run_sync_candidate)
 
     def start_task(self, loop: asyncio.AbstractEventLoop, keep: set[asyncio.Task[None]]) -> None:
@@ -133,7 +145,7 @@ class ShadowCall:
             try:
                 record = snapshot(value, config.adapter)
             except Exception as exc:
-                self._settle("compare_errors", error=exc, stage="adapter")
+                self._settle("compare_errors", error=exc, stage=_snapshot_stage(config.adapter))
                 return
             compare_value = _isolated(value) if config.compare is not None else None
             self._primary_done(record, compare_value, seconds)
@@ -167,7 +179,7 @@ class ShadowCall:
             self._primary_ms = seconds * 1000
             ready = self._candidate_state != _RUNNING and not self._settled
         if ready:
-            pool.submit(self._finish)
+            self._submit_finish()
 
     # The candidate's side -----------------------------------------------------
 
@@ -198,13 +210,15 @@ class ShadowCall:
 
     async def _run_async_candidate(self) -> None:
         try:
+            timeout = self.control.config.timeout
+            # A candidate that ignores cancellation keeps running past wait_for's
+            # deadline; the timer settles the call as a timeout all the same.
+            _call_at(time.monotonic() + timeout, self, ShadowCall._on_timeout)
             mark_candidate()
             self._compute_key()
             started = time.perf_counter()
             try:
-                value = await asyncio.wait_for(
-                    self.candidate(*self.args, **self.kwargs), self.control.config.timeout
-                )
+                state, value = await asyncio.wait_for(self._guarded_candidate(), timeout)
             except asyncio.TimeoutError:
                 self._on_timeout()
                 return
@@ -212,14 +226,23 @@ class ShadowCall:
                 # The loop is closing, or the caller was cancelled.
                 self._settle("cancelled")
                 return
-            except BaseException as exc:
-                self._candidate_done(_RAISED, exc, time.perf_counter() - started, inline=False)
-                return
-            self._candidate_done(_RETURNED, value, time.perf_counter() - started, inline=False)
+            self._candidate_done(state, value, time.perf_counter() - started, inline=False)
         except BaseException as exc:
             self._settle("internal_errors", error=exc, stage="candidate")
         finally:
             self._end_candidate()
+
+    async def _guarded_candidate(self) -> tuple[str, Any]:
+        # Before Python 3.12, wait_for runs this coroutine as a separate task, and a
+        # task re-raises KeyboardInterrupt and SystemExit out of the event loop,
+        # into the caller. Catching them here keeps them the candidate's outcome.
+        try:
+            value = await self.candidate(*self.args, **self.kwargs)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            return _RAISED, exc
+        return _RETURNED, value
 
     def _compute_key(self) -> None:
         if self.key is None and self.key_from_args is not None:
@@ -241,7 +264,7 @@ class ShadowCall:
         if inline:
             self._finish()
         else:
-            pool.submit(self._finish)
+            self._submit_finish()
 
     def _on_timeout(self) -> None:
         with self._lock:
@@ -249,21 +272,51 @@ class ShadowCall:
                 return
         self._settle("timeouts")
 
+    def _on_compare_timeout(self, seconds: float) -> None:
+        error = TimeoutError(f"the comparison did not finish within {seconds:g} s")
+        self._settle("compare_errors", error=error, stage="compare")
+
     def _end_candidate(self) -> None:
         with self._lock:
-            self._candidate_ended = True
-            release = self._settled
             self.args = ()
             self.kwargs = {}
+        self._drop_holder()
+
+    def _drop_holder(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            release = self._take_release()
         if release:
             admission.release(self.control.name)
 
+    def _take_release(self) -> bool:
+        # Called with the lock held: True exactly once, when the slot can go.
+        if self._released or not self._settled or self._holders > 0:
+            return False
+        self._released = True
+        return True
+
     # Comparison and settling ---------------------------------------------------
 
-    def _finish(self) -> None:
+    def _submit_finish(self) -> None:
+        with self._lock:
+            self._holders += 1
+        pool.submit(self._finish_job)
+
+    def _finish_job(self) -> None:
         try:
+            self._finish()
+        finally:
+            self._drop_holder()
+
+    def _finish(self) -> None:
+        seconds = max(self.control.config.timeout, MIN_COMPARE_SECONDS)
+        try:
+            _call_at(time.monotonic() + seconds, self, ShadowCall._on_compare_timeout, seconds)
             self._compare_and_settle()
-        except Exception as exc:
+        except BaseException as exc:
+            # BaseException too: compare or an adapter raising SystemExit must not
+            # end the worker thread or leave the call without an outcome.
             self._settle("internal_errors", error=exc, stage="compare")
 
     def _compare_and_settle(self) -> None:
@@ -279,13 +332,13 @@ class ShadowCall:
                 candidate = snapshot_exception(value)
             else:
                 candidate = snapshot(value, config.adapter)
-        except Exception as exc:
-            self._settle("compare_errors", error=exc, stage="adapter")
+        except BaseException as exc:
+            self._settle("compare_errors", error=exc, stage=_snapshot_stage(config.adapter))
             return
 
         try:
             divergence = self._compare(primary, candidate, value)
-        except Exception as exc:
+        except BaseException as exc:
             self._settle("compare_errors", error=exc, stage="compare")
             return
 
@@ -300,11 +353,11 @@ class ShadowCall:
         if config.compare is not None and primary.ok and candidate.ok:
             if config.compare(self._primary_value, value):
                 return None
-            found = diff_records(primary, candidate, config.ignore_paths)
+            found = diff_records(primary, candidate, config.ignore_paths, config.redactor)
             return found or Divergence(note="compare() returned False")
         if primary == candidate:
             return None
-        return diff_records(primary, candidate, config.ignore_paths)
+        return diff_records(primary, candidate, config.ignore_paths, config.redactor)
 
     def _settle(
         self,
@@ -320,7 +373,7 @@ class ShadowCall:
             if self._settled:
                 return
             self._settled = True
-            release = self._candidate_ended
+            release = self._take_release()
             self._primary_value = None
         self.outcome = outcome
         self.divergence = divergence
@@ -329,6 +382,9 @@ class ShadowCall:
         try:
             self.control.counters.settle(outcome)
             self._report(outcome, error, stage, divergence, primary, candidate)
+        except Exception:
+            # The outcome is counted; only its log entry or event is lost.
+            _events.count_failure()
         finally:
             with self._lock:
                 callbacks, self._callbacks = self._callbacks, []
@@ -349,6 +405,7 @@ class ShadowCall:
         candidate: ResponseRecord | None,
     ) -> None:
         name = self.control.name
+        redactor = self.control.config.redactor
         key = key_digest(self.key) if self.key is not None else "-"
         timing = {"primary_ms": round(self._primary_ms, 3), "candidate_ms": round(self._candidate_ms, 3)}
         if outcome == "diverged":
@@ -358,8 +415,8 @@ class ShadowCall:
                 key=key,
                 at=datetime.datetime.now(datetime.timezone.utc),
                 divergence=divergence,
-                primary=_bounded(primary),
-                candidate=_bounded(candidate),
+                primary=_bounded(primary, redactor),
+                candidate=_bounded(candidate, redactor),
                 primary_ms=self._primary_ms,
                 candidate_ms=self._candidate_ms,
             )
@@ -400,10 +457,29 @@ class ShadowCall:
                 function=name,
                 key=key,
                 stage=stage,
-                error=error_text(error) if error is not None else None,
-                exc_info=error,
+                **error_fields(error, redactor),
                 **timing,
             )
+
+
+def _call_at(deadline: float, call: ShadowCall, method: Callable[..., None], *args: Any) -> None:
+    """Call ``method(call, *args)`` on the timer thread at ``deadline``, unless ``call`` is gone by then.
+
+    The timer holds only a weak reference: a call that settled and whose jobs
+    ended is freed at once, with its records, instead of at its deadline.
+    """
+    reference = weakref.ref(call)
+
+    def fire() -> None:
+        target = reference()
+        if target is not None:
+            method(target, *args)
+
+    timer.call_at(deadline, fire)
+
+
+def _snapshot_stage(adapter: Any) -> str:
+    return "adapter" if adapter is not None else "snapshot"
 
 
 def _run_callback(callback: Callable[[ShadowCall], None], call: ShadowCall) -> None:
@@ -421,11 +497,34 @@ def _isolated(value: Any) -> Any:
         return value
 
 
-def _bounded(record: ResponseRecord) -> ResponseRecord:
+def error_fields(error: BaseException | None, redactor: Redactor) -> dict[str, Any]:
+    """Return the ``error`` and ``traceback`` fields of an error event.
+
+    The exception object is not passed to structlog: renderers such as
+    ``structlog.processors.dict_tracebacks`` print the local variables of every
+    frame, which hold the call's arguments. The traceback is text without locals,
+    and the message is cut to 120 characters and redacted when ``error`` is.
+    """
+    if error is None:
+        return {"error": None}
+    fields: dict[str, Any] = {"error": preview(redactor.error(error_text(error)))}
+    frames = traceback.extract_tb(error.__traceback__)
+    if frames:
+        fields["traceback"] = "".join(traceback.format_list(frames[-MAX_TRACEBACK_FRAMES:]))
+    return fields
+
+
+def _bounded(record: ResponseRecord, redactor: Redactor) -> ResponseRecord:
+    """Return the record as kept in ``shadowfn.log``: values cut to a preview, redacted paths replaced."""
+    body = record.body
+    if isinstance(body, (str, bytes)):
+        shown = preview(redactor.text_excerpt(("body",), body))
+    else:
+        shown = preview(body, path=("body",), redactor=redactor)
     return ResponseRecord(
         ok=record.ok,
         status=record.status,
-        headers=dict(record.headers),
-        body=preview(record.body),
-        error=record.error if record.error is None else preview(record.error),
+        headers={name: preview(value) for name, value in redactor.headers(record.headers).items()},
+        body=shown,
+        error=preview(redactor.error(record.error)),
     )

@@ -10,6 +10,7 @@ from typing import Any
 from ._keys import KeySpec
 from ._paths import PathSet
 from ._records import ResponseRecord
+from ._redact import Redactor
 
 __all__ = ["ShadowConfig", "check_rate"]
 
@@ -54,7 +55,9 @@ class ShadowConfig:
     adapter: Callable[[Any], ResponseRecord] | None = None
     copy_args: bool = True
     max_pending: int | None = None
+    redact: tuple[str, ...] = ()
     ignore_paths: PathSet = dataclasses.field(default_factory=PathSet, init=False, repr=False, compare=False)
+    redactor: Redactor = dataclasses.field(default_factory=Redactor, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_rate(self.rate)
@@ -76,19 +79,12 @@ class ShadowConfig:
         elif key is not None and not isinstance(key, str) and not callable(key):
             raise TypeError(f"key must be a parameter name, a tuple of names or a callable, got {_show(key)}")
 
-        ignore: Any = self.ignore
-        if isinstance(ignore, str):
-            ignore = (ignore,)
-        if not isinstance(ignore, (tuple, list, frozenset, set)):
-            raise TypeError(
-                f"ignore must be a tuple of path patterns such as 'body.meta.id', got {_show(ignore)}"
-            )
-        try:
-            paths = PathSet(ignore)
-        except ValueError as exc:
-            raise ValueError(f"ignore has an invalid path: {exc}") from None
-        object.__setattr__(self, "ignore", tuple(ignore))
-        object.__setattr__(self, "ignore_paths", paths)
+        ignore = _patterns("ignore", self.ignore, "'body.meta.id'")
+        object.__setattr__(self, "ignore", ignore)
+        object.__setattr__(self, "ignore_paths", PathSet(ignore))
+        redact = _patterns("redact", self.redact, "'body.user.email' or 'headers.x-api-key'")
+        object.__setattr__(self, "redact", redact)
+        object.__setattr__(self, "redactor", Redactor(redact))
 
         for name in ("compare", "adapter"):
             hook = getattr(self, name)
@@ -101,3 +97,16 @@ class ShadowConfig:
             isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1
         ):
             raise ValueError(f"max_pending must be a positive int or None, got {_show(max_pending)}")
+
+
+def _patterns(parameter: str, value: Any, example: str) -> tuple[str, ...]:
+    """Return ``value`` as a tuple of valid path patterns, or raise naming ``parameter``."""
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, (tuple, list, frozenset, set)):
+        raise TypeError(f"{parameter} must be a tuple of path patterns such as {example}, got {_show(value)}")
+    try:
+        PathSet(value)
+    except ValueError as exc:
+        raise ValueError(f"{parameter} has an invalid path: {exc}") from None
+    return tuple(value)

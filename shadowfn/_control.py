@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _events
-from ._call import ShadowCall
+from ._call import ShadowCall, error_fields
 from ._config import ShadowConfig, check_rate
 from ._executor import admission, loop_thread, tracker
 from ._keys import KeyBuilder, UnencodableError, qualified_name
@@ -81,7 +81,10 @@ class ShadowControl:
         self._set_rate(check_rate(value))
 
     def _set_rate(self, value: float) -> None:
-        self._whole, self._fraction = split_rate(value)
+        whole, fraction = split_rate(value)
+        # One tuple, replaced in one assignment, so a call on another thread never
+        # sees the whole part of one rate with the fraction of another.
+        self._sampling = (value, whole, fraction)
         self._rate = value
 
     @property
@@ -120,8 +123,7 @@ class ShadowControl:
                 None,
                 function=self.name,
                 stage="admission",
-                error=error_text(exc),
-                exc_info=exc,
+                **error_fields(exc, self.config.redactor),
             )
             return None
 
@@ -129,16 +131,19 @@ class ShadowControl:
         counters = self.counters
         key: bytes | None = None
         builder = self._builder(instance)
+        rate, whole, fraction = self._sampling
+        if rate <= 0:
+            return None
 
         # 1. Sampling. Rate 100 needs no key, so none is built on the caller's path.
-        if self._rate < 100:
+        if rate < 100:
             try:
                 key = builder.build(args, kwargs)
             except Exception as exc:
                 counters.count_call(True, "unkeyable")
                 self._warn_unkeyable(exc)
                 return None
-            if not decide(key, self._whole, self._fraction):
+            if not decide(key, whole, fraction):
                 counters.count_call(False)
                 return None
 
@@ -235,7 +240,8 @@ class ShadowControl:
             except Exception as exc:
                 self._warn_once(
                     qualified_name(type(value)),
-                    f"cannot deep-copy an argument of type {qualified_name(type(value))}: {error_text(exc)}",
+                    f"cannot deep-copy an argument of type {qualified_name(type(value))}: "
+                    f"{self.config.redactor.error(error_text(exc))}",
                     "shadow.uncopyable",
                     "warning",
                     fix="pass copy_args=False if the candidate does not mutate its arguments",
@@ -251,7 +257,7 @@ class ShadowControl:
             message = f"cannot build a sticky key from an argument of type {type_name}"
         else:
             type_name = qualified_name(type(exc))
-            message = f"the key function raised {error_text(exc)}"
+            message = f"the key function raised {self.config.redactor.error(error_text(exc))}"
         self._warn_once(
             "unkeyable:" + type_name,
             message,

@@ -139,6 +139,7 @@ def shadow(
     enabled: bool = ...,
     copy_args: bool = ...,
     max_pending: int | None = ...,
+    redact: tuple[str, ...] | list[str] | str = ...,
 ) -> Callable[[F], F]: ...
 
 
@@ -161,6 +162,7 @@ def shadow(
     enabled: bool = True,
     copy_args: bool = True,
     max_pending: int | None = None,
+    redact: Any = (),
     config: ShadowConfig | None = None,
 ) -> Callable[[F], F]:
     """Shadow the decorated function (the primary) with ``candidate``.
@@ -187,6 +189,11 @@ def shadow(
         enabled: Whether shadowing starts on; ``wrapped.shadow.enabled`` changes it.
         copy_args: Deep-copy the arguments for the candidate on sampled calls.
         max_pending: At most this many of this function's candidates pending at once.
+        redact: Paths whose values are replaced by ``"<redacted>"`` in everything
+            logged or kept in ``shadowfn.log``, in the ``ignore`` syntax, such as
+            ``"body.user.email"`` or ``"body.**.token"``; ``"error"`` hides
+            exception messages. The ``authorization``, ``proxy-authorization``,
+            ``cookie`` and ``set-cookie`` headers are always redacted.
         config: A ``ShadowConfig`` holding the settings above, instead of keywords.
 
     Raises:
@@ -203,6 +210,7 @@ def shadow(
             adapter=adapter,
             copy_args=copy_args,
             max_pending=max_pending,
+            redact=redact,
         )
     elif not isinstance(config, ShadowConfig):
         raise TypeError(f"config must be a ShadowConfig, got {_describe(config)}")

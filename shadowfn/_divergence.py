@@ -10,6 +10,7 @@ from ._jsontext import NOT_JSON, leaf_tokens, parse_json_text
 from ._paths import Key, Path, PathSet, format_path
 from ._preview import preview
 from ._records import ResponseRecord
+from ._redact import NO_PATTERNS, Redactor
 
 __all__ = ["BodyDiff", "Change", "Divergence", "HeaderDiff", "diff_records"]
 
@@ -169,14 +170,18 @@ def diff_records(
     primary: ResponseRecord,
     candidate: ResponseRecord,
     ignore: PathSet | None = None,
+    redactor: Redactor | None = None,
 ) -> Divergence | None:
     """Return how ``candidate`` differs from ``primary``, or None when every difference is ignored.
 
     Callers compare the records with ``==`` first; this walk runs only on a
     mismatch. Inside containers it skips equal subtrees with ``==``, so the cost
-    is linear in the size of the body for a fixed nesting depth.
+    is linear in the size of the body for a fixed nesting depth. ``redactor``
+    replaces the values of redacted paths in the changes and error texts; it
+    never hides that a path differs.
     """
     rules = ignore if ignore is not None else PathSet()
+    redactor = redactor if redactor is not None else NO_PATTERNS
 
     def kept(*path: Any) -> bool:
         return not (rules and rules.covers(path))
@@ -186,14 +191,14 @@ def diff_records(
         ok = (primary.ok, candidate.ok)
     error = None
     if primary.error != candidate.error and kept("error"):
-        error = (primary.error, candidate.error)
+        error = (redactor.error(primary.error), redactor.error(candidate.error))
     status = None
     if primary.status != candidate.status and kept("status"):
         status = (primary.status, candidate.status)
     headers = _diff_headers(primary.headers, candidate.headers, kept)
     body = None
     if primary.ok and candidate.ok and kept("body"):
-        body = diff_bodies(primary.body, candidate.body, rules)
+        body = diff_bodies(primary.body, candidate.body, rules, redactor)
 
     if ok is None and error is None and status is None and headers is None and body is None:
         return None
@@ -213,23 +218,43 @@ def _diff_headers(primary: Any, candidate: Any, kept: Any) -> HeaderDiff | None:
 
 
 class _Collector:
-    def __init__(self, rules: PathSet) -> None:
+    def __init__(self, rules: PathSet, redactor: Redactor) -> None:
         self.rules = rules
+        self.redactor = redactor
         self.changes: list[Change] = []
         self.total = 0
 
     def ignored(self, path: Path) -> bool:
         return bool(self.rules) and self.rules.matches(path)
 
-    def add(self, path: Path, kind: str, primary: Any, candidate: Any) -> None:
+    def add(self, path: Path, kind: str, primary: Any, candidate: Any, *, excerpt: bool = False) -> None:
+        """Count one change and keep it, with redacted previews, while fewer than 50 are kept.
+
+        ``excerpt`` marks raw pieces of a str or bytes body, which may hold a
+        secret that no path can select.
+        """
         self.total += 1
-        if len(self.changes) < MAX_CHANGES:
-            self.changes.append(Change(format_path(path), kind, preview(primary), preview(candidate)))
+        if len(self.changes) >= MAX_CHANGES:
+            return
+        redactor = self.redactor
+        if excerpt:
+            shown = (
+                preview(redactor.text_excerpt(path, primary)),
+                preview(redactor.text_excerpt(path, candidate)),
+            )
+        else:
+            shown = (
+                None if primary is None else preview(primary, path=path, redactor=redactor),
+                None if candidate is None else preview(candidate, path=path, redactor=redactor),
+            )
+        self.changes.append(Change(format_path(path), kind, shown[0], shown[1]))
 
 
-def diff_bodies(primary: Any, candidate: Any, rules: PathSet) -> BodyDiff | None:
+def diff_bodies(
+    primary: Any, candidate: Any, rules: PathSet, redactor: Redactor | None = None
+) -> BodyDiff | None:
     """Diff two bodies below the ``body`` path; None when nothing but ignored paths differ."""
-    collector = _Collector(rules)
+    collector = _Collector(rules, redactor if redactor is not None else NO_PATTERNS)
     root: Path = ("body",)
     text_types = (str, bytes)
     if isinstance(primary, text_types) and isinstance(candidate, text_types):
@@ -259,7 +284,11 @@ def _diff_texts(
             return None
     elif not collector.ignored(root):
         collector.add(
-            root, _text_kind(primary, candidate), _excerpt(primary, prefix), _excerpt(candidate, prefix)
+            root,
+            _text_kind(primary, candidate),
+            _excerpt(primary, prefix),
+            _excerpt(candidate, prefix),
+            excerpt=True,
         )
     else:
         return None
@@ -288,7 +317,7 @@ def _diff_json_format(
     if collector.total == 0 and not collector.ignored(root):
         # Same leaves, different text: whitespace, separators or key order.
         prefix = _common_prefix(primary, candidate) if type(primary) is type(candidate) else 0
-        collector.add(root, "format", _excerpt(primary, prefix), _excerpt(candidate, prefix))
+        collector.add(root, "format", _excerpt(primary, prefix), _excerpt(candidate, prefix), excerpt=True)
 
 
 def _any_prefix_ignored(collector: _Collector, path: Path) -> bool:

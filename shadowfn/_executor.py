@@ -65,8 +65,12 @@ class WorkerPool:
                     self._idle -= 1
                 job = self._jobs.pop(0)
             # Jobs are shadowfn's own functions, which catch everything the
-            # candidate and the hooks raise.
-            job()
+            # candidate and the hooks raise; this is the last guard that keeps
+            # the worker alive, so the pool never shrinks.
+            try:
+                job()
+            except BaseException:
+                pass
 
     @property
     def threads(self) -> int:
@@ -108,7 +112,11 @@ class Timer:
                         break
                     self._changed.wait(wait)
                 _, _, callback = heapq.heappop(self._heap)
-            callback()
+            try:
+                callback()
+            except BaseException:
+                # One failed callback must not stop every later deadline.
+                pass
 
 
 class Admission:

@@ -6,7 +6,9 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import inspect
 import json
+import re
 import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -63,9 +65,16 @@ def snapshot(value: Any, adapter: Callable[[Any], ResponseRecord] | None = None)
     """Turn a returned value into a record that later mutation of ``value`` cannot change.
 
     Raises:
-        TypeError: ``adapter`` returned something other than a ResponseRecord.
+        TypeError: ``adapter`` returned something other than a ResponseRecord, or
+            ``value`` is a generator or coroutine, whose items cannot be compared
+            without consuming them.
         Exception: whatever ``adapter`` raises.
     """
+    if inspect.isgenerator(value) or inspect.isasyncgen(value) or inspect.iscoroutine(value):
+        raise TypeError(
+            f"cannot compare a {type(value).__name__}: its items are produced lazily and belong to the "
+            "caller; return a list, or pass adapter= to turn the value into a ResponseRecord"
+        )
     if adapter is not None:
         record = adapter(value)
         if not isinstance(record, ResponseRecord):
@@ -248,11 +257,17 @@ def _stable_order(item: Any) -> tuple[str, str]:
     return (type(item).__name__, _safe_repr(item))
 
 
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
 def _safe_repr(value: Any, limit: int = 200) -> str:
     try:
         text = repr(value)
     except Exception:
         return f"<{type(value).__name__} with a failing __repr__>"
+    # Default reprs carry a memory address, which differs between two equal
+    # objects and would turn every such value into a divergence.
+    text = _ADDRESS.sub("", text)
     if len(text) > limit:
         return text[:limit] + "…"
     return text
