@@ -42,6 +42,10 @@ _timeout_warnings = _events.RateLimiter()
 # The comparison (adapter, compare and diff) gets the candidate's timeout, but at
 # least this many seconds: it is a guard against a hung hook, not a latency limit.
 MIN_COMPARE_SECONDS = 5.0
+# A coroutine candidate is cancelled by wait_for at its timeout, on its own loop;
+# the timer backs that up this much later, for a candidate that ignores
+# cancellation, so the usual case settles and frees its slot in one step.
+CANCEL_GRACE_SECONDS = 0.1
 MAX_TRACEBACK_FRAMES = 20
 
 
@@ -213,7 +217,7 @@ class ShadowCall:
             timeout = self.control.config.timeout
             # A candidate that ignores cancellation keeps running past wait_for's
             # deadline; the timer settles the call as a timeout all the same.
-            _call_at(time.monotonic() + timeout, self, ShadowCall._on_timeout)
+            _call_at(time.monotonic() + timeout + CANCEL_GRACE_SECONDS, self, ShadowCall._on_timeout)
             mark_candidate()
             self._compute_key()
             started = time.perf_counter()
