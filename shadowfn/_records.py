@@ -250,7 +250,24 @@ def _normalize_key(key: Any) -> Any:
     simple = _simple_value(key)
     if simple is not None:
         return simple
+    if isinstance(key, (tuple, frozenset)):
+        return _key_text(key)
     return _safe_repr(key)
+
+
+def _key_text(key: Any) -> str:
+    """Return the text of a tuple or frozenset dict key, with set members in a stable order.
+
+    ``repr`` of a frozenset follows hash order, which differs between equal sets
+    and between processes.
+    """
+    if isinstance(key, frozenset):
+        members = sorted(_key_text(member) for member in key)
+        return "frozenset({" + ", ".join(members) + "})"
+    if isinstance(key, tuple) and not hasattr(type(key), "_fields"):
+        parts = [_key_text(part) for part in key]
+        return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+    return repr(_normalize_key(key))
 
 
 def _stable_order(item: Any) -> tuple[str, str]:
