@@ -144,27 +144,47 @@ class ShadowCall:
     # The primary's side, called from the caller's thread or task -----------
 
     def primary_returned(self, value: Any, seconds: float) -> None:
+        """Snapshot the primary's value; called on the caller's path.
+
+        Raises only KeyboardInterrupt, which may be a real Ctrl-C that landed in
+        the caller's thread; the call is abandoned first, so it still settles.
+        Every other failure, SystemExit included, is counted and contained.
+        """
         try:
             config = self.control.config
             try:
                 record = snapshot(value, config.adapter)
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
                 self._settle("compare_errors", error=exc, stage=_snapshot_stage(config.adapter))
                 return
             compare_value = _isolated(value) if config.compare is not None else None
             self._primary_done(record, compare_value, seconds)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            self.abandon()
+            raise
+        except BaseException as exc:
             self._settle("internal_errors", error=exc, stage="primary")
 
     def primary_raised(self, exc: BaseException, seconds: float) -> None:
+        """Record the primary's exception; called on the caller's path, raises only KeyboardInterrupt."""
         try:
             if not isinstance(exc, Exception):
                 # Cancellation, KeyboardInterrupt, SystemExit: nothing to compare.
                 self.abandon()
                 return
             self._primary_done(snapshot_exception(exc), None, seconds)
-        except Exception as error:
+        except KeyboardInterrupt:
+            self.abandon()
+            raise
+        except BaseException as error:
             self._settle("internal_errors", error=error, stage="primary")
+
+    def start_failed(self, error: BaseException) -> None:
+        """Settle a call whose candidate could not be started, such as when no thread can start."""
+        self._settle("internal_errors", error=error, stage="start")
+        self._drop_holder()
 
     def abandon(self) -> None:
         """Give up on this call (the caller was cancelled): settle as cancelled and stop an async candidate."""
@@ -497,7 +517,9 @@ def _isolated(value: Any) -> Any:
     """Deep-copy the primary's value for ``compare``, so the caller's later mutations cannot reach it."""
     try:
         return copy.deepcopy(value)
-    except Exception:
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
         return value
 
 

@@ -111,11 +111,15 @@ class ShadowControl:
     def begin(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ShadowCall | None:
         """Decide, admit and start the shadow side of one call; None when the call is not shadowed.
 
-        Never raises: a failure of shadowfn itself counts as an internal error.
+        Raises only KeyboardInterrupt, which may be a real Ctrl-C that landed in
+        the caller's thread. Any other failure, of a hook (SystemExit included)
+        or of shadowfn itself, is counted and the call runs unshadowed.
         """
         try:
             return self._begin(instance, args, kwargs)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
             self.counters.count_call(True, "internal_errors")
             _events.emit(
                 "error",
@@ -139,7 +143,9 @@ class ShadowControl:
         if rate < 100:
             try:
                 key = builder.build(args, kwargs)
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
                 counters.count_call(True, "unkeyable")
                 self._warn_unkeyable(exc)
                 return None
@@ -180,7 +186,14 @@ class ShadowControl:
                 contextvars.copy_context(),
                 None if key is not None else builder.build,
             )
-            self._start(call, candidate)
+            try:
+                self._start(call, candidate)
+            except KeyboardInterrupt:
+                call.start_failed(KeyboardInterrupt())
+                raise
+            except BaseException as exc:
+                call.start_failed(exc)
+                return None
             return call
         finally:
             if not started:
@@ -232,12 +245,16 @@ class ShadowControl:
         try:
             # One deepcopy over both keeps objects shared between arguments shared.
             return copy.deepcopy((args, kwargs))
-        except Exception:
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
             pass
         for value in (*args, *kwargs.values()):
             try:
                 copy.deepcopy(value)
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
                 self._warn_once(
                     qualified_name(type(value)),
                     f"cannot deep-copy an argument of type {qualified_name(type(value))}: "
@@ -251,7 +268,7 @@ class ShadowControl:
 
     # Warnings --------------------------------------------------------------------
 
-    def _warn_unkeyable(self, exc: Exception) -> None:
+    def _warn_unkeyable(self, exc: BaseException) -> None:
         if isinstance(exc, UnencodableError):
             type_name = qualified_name(exc.value_type)
             message = f"cannot build a sticky key from an argument of type {type_name}"

@@ -464,15 +464,20 @@ def test_hung_candidates_do_not_delay_exit(tmp_path: Any) -> None:
 # Hooks that raise or hang -----------------------------------------------------------
 
 
-def test_raising_key_function_counts_unkeyable() -> None:
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("error", [LookupError("no key"), SystemExit(4)], ids=["LookupError", "SystemExit"])
+def test_raising_key_function_counts_unkeyable(kind: str, error: BaseException) -> None:
     def key(x: int) -> str:
-        raise LookupError("no key")
+        raise error
 
-    primary = shadowed("sync", lambda x: {"x": x}, "key_raises", rate=50, key=key)
+    name = f"key_raises_{kind}_{type(error).__name__}"
+    primary = shadowed(kind, lambda x: {"x": x}, name, rate=50, key=key)
 
-    assert primary(1) == {"x": 1}
+    result = primary(1) if kind == "sync" else asyncio.run(invoke(primary, 1))
+
+    assert result == {"x": 1}
     assert shadowfn.drain(timeout=5)
-    assert stats_of("key_raises").unkeyable == 1
+    assert stats_of(name).unkeyable == 1
 
 
 def test_hanging_key_function_at_rate_100_is_off_callers_path(release: threading.Event) -> None:
@@ -509,21 +514,47 @@ def test_raising_compare_counts_compare_error(kind: str, error: BaseException) -
 
 
 @pytest.mark.parametrize("side", ["primary", "candidate"])
-def test_raising_adapter_counts_compare_error(side: str) -> None:
+@pytest.mark.parametrize("error", [KeyError("adapter failed"), SystemExit(5)], ids=["KeyError", "SystemExit"])
+def test_raising_adapter_counts_compare_error(side: str, error: BaseException) -> None:
     def adapter(value: Any) -> shadowfn.ResponseRecord:
         if value["side"] == side:
-            raise KeyError("adapter failed")
+            raise error
         return shadowfn.ResponseRecord(body=value["x"])
 
-    @shadow(lambda x: {"x": x, "side": "candidate"}, name=f"adapter_raises_{side}", adapter=adapter)
+    name = f"adapter_raises_{side}_{type(error).__name__}"
+    made: list[Any] = []
+
+    @shadow(lambda x: {"x": x, "side": "candidate"}, name=name, adapter=adapter)
     def primary(x: int) -> dict[str, Any]:
-        return {"x": x, "side": "primary"}
+        made.append({"x": x, "side": "primary"})
+        return made[-1]
 
     result = primary(1)
 
-    assert result == {"x": 1, "side": "primary"}
+    assert result is made[0]
     assert shadowfn.drain(timeout=5)
-    assert stats_of(f"adapter_raises_{side}").compare_errors == 1
+    assert stats_of(name).compare_errors == 1
+
+
+def test_keyboard_interrupt_in_callers_path_hook_propagates() -> None:
+    def adapter(value: Any) -> shadowfn.ResponseRecord:
+        if value == "primary":
+            raise KeyboardInterrupt
+        return shadowfn.ResponseRecord(body=value)
+
+    @shadow(lambda: "candidate", name="adapter_interrupted", adapter=adapter)
+    def primary() -> str:
+        return "primary"
+
+    # A KeyboardInterrupt in the caller's thread may be a real Ctrl-C, so it is
+    # not swallowed; the call still settles.
+    with pytest.raises(KeyboardInterrupt):
+        primary()
+
+    assert shadowfn.drain(timeout=5)
+    stats = stats_of("adapter_interrupted")
+    assert stats.cancelled == 1
+    assert stats.pending == 0
 
 
 def test_hung_compare_and_adapter_settle_as_compare_errors(release: threading.Event) -> None:
@@ -658,18 +689,26 @@ def test_uncopyable_argument_runs_unshadowed() -> None:
 
 
 class RefusesCopy:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
     def __deepcopy__(self, memo: Any) -> Any:
-        raise RecursionError("too deep to copy")
+        raise self.error
 
 
-def test_argument_whose_deepcopy_raises_runs_unshadowed() -> None:
-    @shadow(lambda value: 1, name="deepcopy_raises")
+@pytest.mark.parametrize(
+    "error", [RecursionError("too deep"), SystemExit(6)], ids=["RecursionError", "SystemExit"]
+)
+def test_argument_whose_deepcopy_raises_runs_unshadowed(error: BaseException) -> None:
+    name = f"deepcopy_raises_{type(error).__name__}"
+
+    @shadow(lambda value: 1, name=name)
     def primary(value: RefusesCopy) -> int:
         return 1
 
-    assert primary(RefusesCopy()) == 1
+    assert primary(RefusesCopy(error)) == 1
     assert shadowfn.drain(timeout=5)
-    assert stats_of("deepcopy_raises").uncopyable == 1
+    assert stats_of(name).uncopyable == 1
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
