@@ -260,6 +260,9 @@ class ShadowCall:
         # Before Python 3.12, wait_for runs this coroutine as a separate task, and a
         # task re-raises KeyboardInterrupt and SystemExit out of the event loop,
         # into the caller. Catching them here keeps them the candidate's outcome.
+        # NOTE: on Python 3.10, asyncio.run() has no SIGINT handler, so a real
+        # Ctrl-C that lands while this runs on the main thread is recorded here
+        # as the candidate's exception instead of stopping the program.
         try:
             value = await self.candidate(*self.args, **self.kwargs)
         except asyncio.CancelledError:

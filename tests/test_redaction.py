@@ -257,7 +257,7 @@ def test_redacted_path_in_json_content(json_log: io.StringIO) -> None:
 @pytest.mark.parametrize(
     ("primary_text", "candidate_text"),
     [
-        # Plain text: the excerpt around the first difference holds the secret.
+        # Plain text: the excerpt around the first difference contains the secret.
         ("user=1 token={secret} plan=pro", "user=1 token={other} plan=pro"),
         # The same JSON written in another key order: a text-only difference.
         ('{{"token": "{secret}", "n": 1}}', '{{"n": 1, "token": "{secret}"}}'),
