@@ -83,6 +83,11 @@ class ShadowCall:
         # settled and none is left, so a hung hook still counts against the bound.
         self._holders = 1
         self._released = False
+        # The comparison's deadline is armed on the timer only for a call whose
+        # comparison is still running when the candidate's deadline passes, so
+        # the common call puts one entry on the timer, not two.
+        self._deadline_passed = False
+        self._compare_deadline: float | None = None
         self._candidate_state = _RUNNING
         self._candidate_value: Any = None
         self._candidate_ms = 0.0
@@ -295,11 +300,18 @@ class ShadowCall:
 
     def _on_timeout(self) -> None:
         with self._lock:
-            if self._candidate_state != _RUNNING:
+            self._deadline_passed = True
+            if self._settled:
                 return
-        self._settle("timeouts")
+            running = self._candidate_state == _RUNNING
+            compare_deadline = self._compare_deadline
+        if running:
+            self._settle("timeouts")
+        elif compare_deadline is not None:
+            _call_at(compare_deadline, self, ShadowCall._on_compare_timeout)
 
-    def _on_compare_timeout(self, seconds: float) -> None:
+    def _on_compare_timeout(self) -> None:
+        seconds = max(self.control.config.timeout, MIN_COMPARE_SECONDS)
         error = TimeoutError(f"the comparison did not finish within {seconds:g} s")
         self._settle("compare_errors", error=error, stage="compare")
 
@@ -337,9 +349,13 @@ class ShadowCall:
             self._drop_holder()
 
     def _finish(self) -> None:
-        seconds = max(self.control.config.timeout, MIN_COMPARE_SECONDS)
+        deadline = time.monotonic() + max(self.control.config.timeout, MIN_COMPARE_SECONDS)
         try:
-            _call_at(time.monotonic() + seconds, self, ShadowCall._on_compare_timeout, seconds)
+            with self._lock:
+                self._compare_deadline = deadline
+                arm = self._deadline_passed
+            if arm:
+                _call_at(deadline, self, ShadowCall._on_compare_timeout)
             self._compare_and_settle()
         except BaseException as exc:
             # BaseException too: compare or an adapter raising SystemExit must not

@@ -573,14 +573,22 @@ def test_hung_compare_and_adapter_settle_as_compare_errors(release: threading.Ev
     def adapted() -> str:
         return "primary"
 
+    @shadow(lambda: "candidate", name="late_compare_hangs", compare=compare, timeout=0.1)
+    def slow() -> str:
+        # The comparison starts after the candidate's deadline has passed.
+        time.sleep(0.3)
+        return "primary"
+
     started = time.perf_counter()
     assert compared(1) == {"x": 1}
     assert adapted() == "primary"
     assert time.perf_counter() - started < FAST
     # A hung hook still holds its slot, so the bound holds.
     assert adapted() == "primary"
+    assert slow() == "primary"
 
     assert shadowfn.drain(timeout=MIN_COMPARE_SECONDS + 5)
+    assert stats_of("late_compare_hangs").compare_errors == 1
     assert stats_of("compare_hangs").compare_errors == 1
     assert stats_of("adapter_hangs").compare_errors == 1
     assert stats_of("adapter_hangs").shed == 1
