@@ -342,6 +342,44 @@ def test_hung_sync_candidate_holds_pending_bound(release: threading.Event) -> No
 
 
 @pytest.mark.asyncio
+async def test_hung_sync_candidate_async_primary(release: threading.Event) -> None:
+    def candidate(x: int) -> dict[str, int]:
+        release.wait()
+        return {"x": x}
+
+    primary = shadowed("async", candidate, "hung_sync_async_primary", timeout=0.2, max_pending=2)
+
+    for i in range(10):
+        started = time.perf_counter()
+        assert await primary(i) == {"x": i}
+        assert time.perf_counter() - started < FAST
+    assert await shadowfn.adrain(timeout=5)
+
+    stats = stats_of("hung_sync_async_primary")
+    assert stats.timeouts == 2
+    assert stats.shed == 8
+
+
+def test_hung_async_candidate_sync_primary() -> None:
+    async def candidate(x: int) -> dict[str, int]:
+        await asyncio.sleep(3600)
+        return {"x": x}
+
+    # No running loop: the candidate runs on shadowfn's background loop thread.
+    primary = shadowed("sync", candidate, "hung_async_sync_primary", timeout=0.2, max_pending=2)
+
+    for i in range(10):
+        started = time.perf_counter()
+        assert primary(i) == {"x": i}
+        assert time.perf_counter() - started < FAST
+    assert shadowfn.drain(timeout=5)
+
+    stats = stats_of("hung_async_sync_primary")
+    assert stats.timeouts == 2
+    assert stats.shed == 8
+
+
+@pytest.mark.asyncio
 async def test_hung_async_candidate_is_cancelled_at_timeout() -> None:
     async def candidate(x: int) -> dict[str, int]:
         await asyncio.sleep(3600)
@@ -796,9 +834,14 @@ def test_forked_child_shadows_with_fresh_state(release: threading.Event) -> None
             release.wait()
         return {"x": x}
 
+    async def async_candidate(x: int) -> dict[str, int]:
+        return {"x": x}
+
     primary = shadowed("sync", candidate, name, timeout=30)
-    # Start the workers, timer and events thread, and leave one call pending.
+    on_loop = shadowed("sync", async_candidate, name + "_loop", timeout=30)
+    # Start the workers, timer, loop thread and events thread, and leave one call pending.
     assert primary(1) == {"x": 1}
+    assert on_loop(1) == {"x": 1}
     assert shadowfn.drain(timeout=5)
     assert primary(0) == {"x": 0}
     assert slow_started.wait(5)
@@ -810,7 +853,7 @@ def test_forked_child_shadows_with_fresh_state(release: threading.Event) -> None
     try:
         pid = os.fork()
         if pid == 0:
-            os._exit(_child_uses_shadowfn(primary, name))
+            os._exit(_child_uses_shadowfn(primary, name) or _child_uses_shadowfn(on_loop, name + "_loop"))
     finally:
         for lock in held:
             lock.release()
