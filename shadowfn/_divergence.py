@@ -96,7 +96,8 @@ class Divergence:
     """The difference between the primary's and the candidate's records.
 
     Each part is None when it matches or is ignored: ``ok`` and ``status`` hold
-    ``(primary, candidate)`` pairs, ``error`` the two error texts when they differ.
+    ``(primary, candidate)`` pairs, ``error`` the two error texts when they differ,
+    each cut to 120 characters.
     """
 
     ok: tuple[bool, bool] | None = None
@@ -191,7 +192,8 @@ def diff_records(
         ok = (primary.ok, candidate.ok)
     error = None
     if primary.error != candidate.error and kept("error"):
-        error = (redactor.error(primary.error), redactor.error(candidate.error))
+        # Cut like every logged value: an exception message can be any size.
+        error = (preview(redactor.error(primary.error)), preview(redactor.error(candidate.error)))
     status = None
     if primary.status != candidate.status and kept("status"):
         status = (primary.status, candidate.status)

@@ -232,6 +232,10 @@ def _unbounded(x: int) -> Any:
     return _unbounded(x)
 
 
+def _huge_message(x: int) -> Any:
+    raise ValueError("e" * 50_000_000)
+
+
 # (candidate, the primary's value, the expected outcome counter)
 AWKWARD_RETURNS = {
     "self_referencing": (_self_referencing, lambda x: {"x": x}, "diverged"),
@@ -240,6 +244,7 @@ AWKWARD_RETURNS = {
     "iterator": (_generator, lambda x: list(range(x)), "diverged"),
     "generator": (_counting_generator, lambda x: list(range(x)), "compare_errors"),
     "unbounded_recursion": (_unbounded, lambda x: {"x": x}, "diverged"),
+    "fifty_megabyte_message": (_huge_message, lambda x: {"x": x}, "diverged"),
 }
 
 
