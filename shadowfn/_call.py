@@ -12,6 +12,7 @@ import contextvars
 import copy
 import datetime
 import hashlib
+import sys
 import threading
 import time
 import traceback
@@ -96,6 +97,8 @@ class ShadowCall:
         self._primary_ms = 0.0
         self._task: asyncio.Task[None] | None = None
         self._task_loop: asyncio.AbstractEventLoop | None = None
+        self._task_keep: set[asyncio.Task[None]] | None = None
+        self._candidate_ended = False
 
         # The result, readable once ``done()`` is true.
         self.outcome: str | None = None
@@ -144,7 +147,7 @@ class ShadowCall:
         task = loop.create_task(self._run_async_candidate())
         keep.add(task)
         task.add_done_callback(keep.discard)
-        self._task, self._task_loop = task, loop
+        self._task, self._task_loop, self._task_keep = task, loop, keep
 
     # The primary's side, called from the caller's thread or task -----------
 
@@ -247,7 +250,12 @@ class ShadowCall:
             self._compute_key()
             started = time.perf_counter()
             try:
-                state, value = await asyncio.wait_for(self._guarded_candidate(), timeout)
+                if sys.version_info >= (3, 11):
+                    # In the same task: wait_for would start a second one.
+                    async with asyncio.timeout(timeout):
+                        state, value = await self._guarded_candidate()
+                else:
+                    state, value = await asyncio.wait_for(self._guarded_candidate(), timeout)
             except asyncio.TimeoutError:
                 self._on_timeout()
                 return
@@ -262,7 +270,7 @@ class ShadowCall:
             self._end_candidate()
 
     async def _guarded_candidate(self) -> tuple[str, Any]:
-        # Before Python 3.12, wait_for runs this coroutine as a separate task, and a
+        # On Python 3.10, wait_for runs this coroutine as a separate task, and a
         # task re-raises KeyboardInterrupt and SystemExit out of the event loop,
         # into the caller. Catching them here keeps them the candidate's outcome.
         # NOTE: on Python 3.10, asyncio.run() has no SIGINT handler, so a real
@@ -299,6 +307,7 @@ class ShadowCall:
             self._submit_finish()
 
     def _on_timeout(self) -> None:
+        self._end_if_loop_closed()
         with self._lock:
             self._deadline_passed = True
             if self._settled:
@@ -315,8 +324,22 @@ class ShadowCall:
         error = TimeoutError(f"the comparison did not finish within {seconds:g} s")
         self._settle("compare_errors", error=error, stage="compare")
 
+    def _end_if_loop_closed(self) -> None:
+        # A loop closed without cancelling its tasks (run_until_complete, then
+        # close) never runs this candidate again, so the task's finally block
+        # never releases the slot. Let the task go and end the candidate here.
+        task, loop, keep = self._task, self._task_loop, self._task_keep
+        if task is None or loop is None or task.done() or not loop.is_closed():
+            return
+        if keep is not None:
+            keep.discard(task)
+        self._end_candidate()
+
     def _end_candidate(self) -> None:
         with self._lock:
+            if self._candidate_ended:
+                return
+            self._candidate_ended = True
             self.args = ()
             self.kwargs = {}
         self._drop_holder()
