@@ -61,9 +61,16 @@ class Redactor:
         return bool(self.paths) and self.paths.matches(path)
 
     def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
-        """Return a copy of ``headers`` with redacted values replaced."""
+        """Return a copy of ``headers`` with redacted values replaced.
+
+        Names match case-insensitively, because an adapter may keep a header's
+        original case while patterns name it in lower case.
+        """
         return {
-            name: REDACTED if self.covers(("headers", name)) else value for name, value in headers.items()
+            name: REDACTED
+            if self.covers(("headers", name)) or self.covers(("headers", str(name).lower()))
+            else value
+            for name, value in headers.items()
         }
 
     def error(self, text: str | None) -> str | None:

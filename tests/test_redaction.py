@@ -320,3 +320,18 @@ def test_redact_on_shadow_config() -> None:
 def test_invalid_redact_rejected(value: Any, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         shadow(lambda: None, redact=value)
+
+
+def test_header_patterns_ignore_adapter_case() -> None:
+    def adapter(value: str) -> shadowfn.ResponseRecord:
+        return shadowfn.ResponseRecord(headers={"X-Api-Key": value, "Authorization": value}, body=value)
+
+    @shadow(lambda: OTHER_SECRET, name="adapter_headers", adapter=adapter, redact=("headers.x-api-key",))
+    def read() -> str:
+        return SECRET
+
+    read()
+
+    assert shadowfn.drain(timeout=5)
+    entry = shadowfn.log.recent(1, function="adapter_headers")[0]
+    assert entry.primary.headers == {"X-Api-Key": "<redacted>", "Authorization": "<redacted>"}
