@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from . import _events
+from . import _events, _metrics
 from ._executor import configure as _configure_executor
 from ._executor import tracker
 from ._stats import FunctionStats, registry
@@ -19,19 +19,26 @@ def stats() -> dict[str, FunctionStats]:
 
 
 def drain(timeout: float | None = None) -> bool:
-    """Wait until every sampled call has its outcome and its events are logged.
+    """Wait until every sampled call has its outcome and its events and metrics are handed on.
 
     Meant for tests and shutdown. Do not call it from inside a running event loop
     that runs coroutine candidates: it blocks that loop; use :func:`adrain`.
 
     Returns:
         True when everything finished, False when ``timeout`` seconds passed first.
+
+    Raises:
+        ValueError: ``timeout`` is not None or a number of seconds >= 0.
     """
+    _check_timeout(timeout)
     deadline = None if timeout is None else time.monotonic() + timeout
     if not tracker.wait(timeout):
         return False
     remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-    return _events.flush(remaining)
+    if not _events.flush(remaining):
+        return False
+    remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+    return _metrics.flush(remaining)
 
 
 async def adrain(timeout: float | None = None) -> bool:
@@ -39,13 +46,24 @@ async def adrain(timeout: float | None = None) -> bool:
 
     Returns:
         True when everything finished, False when ``timeout`` seconds passed first.
+
+    Raises:
+        ValueError: ``timeout`` is not None or a number of seconds >= 0.
     """
+    _check_timeout(timeout)
     deadline = None if timeout is None else time.monotonic() + timeout
-    while tracker.open > 0 or not _events.flush(0):
+    while tracker.open > 0 or not _events.flush(0) or not _metrics.flush(0):
         if deadline is not None and time.monotonic() >= deadline:
             return False
         await asyncio.sleep(0.002)
     return True
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
+        raise ValueError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
 
 
 def configure(*, max_pending: int | None = None, log_capacity: int | None = None) -> None:

@@ -12,7 +12,6 @@ import contextvars
 import copy
 import datetime
 import hashlib
-import sys
 import threading
 import time
 import traceback
@@ -20,17 +19,19 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import _events
+from . import _events, _metrics
 from ._divergence import Divergence, diff_records
 from ._executor import admission, pool, timer, tracker
 from ._log import DivergenceEntry
 from ._preview import preview
+from ._readiness import key_hash
 from ._records import ResponseRecord, error_text, snapshot, snapshot_exception
 from ._redact import Redactor
 from ._runtime import mark_candidate
 
 if TYPE_CHECKING:
     from ._control import ShadowControl
+    from ._noise import NoiseRun
 
 __all__ = ["ShadowCall"]
 
@@ -43,7 +44,7 @@ _timeout_warnings = _events.RateLimiter()
 # The comparison (adapter, compare and diff) gets the candidate's timeout, but at
 # least this many seconds: it is a guard against a hung hook, not a latency limit.
 MIN_COMPARE_SECONDS = 5.0
-# A coroutine candidate is cancelled by wait_for at its timeout, on its own loop;
+# A coroutine candidate is cancelled at its timeout, on its own loop;
 # the timer backs that up this much later, for a candidate that ignores
 # cancellation, so the usual case settles and frees its slot in one step.
 CANCEL_GRACE_SECONDS = 0.1
@@ -84,6 +85,7 @@ class ShadowCall:
         # settled and none is left, so a hung hook still counts against the bound.
         self._holders = 1
         self._released = False
+        self._candidate_ended = False
         # The comparison's deadline is armed on the timer only for a call whose
         # comparison is still running when the candidate's deadline passes, so
         # the common call puts one entry on the timer, not two.
@@ -97,8 +99,7 @@ class ShadowCall:
         self._primary_ms = 0.0
         self._task: asyncio.Task[None] | None = None
         self._task_loop: asyncio.AbstractEventLoop | None = None
-        self._task_keep: set[asyncio.Task[None]] | None = None
-        self._candidate_ended = False
+        self.noise: NoiseRun | None = None
 
         # The result, readable once ``done()`` is true.
         self.outcome: str | None = None
@@ -106,6 +107,7 @@ class ShadowCall:
         self.primary_record: ResponseRecord | None = None
         self.candidate_record: ResponseRecord | None = None
         self.candidate_error: BaseException | None = None
+        self.noisy_paths: tuple[str, ...] = ()
         self.error: BaseException | None = None
         self._done = threading.Event()
         self._callbacks: list[Callable[[ShadowCall], None]] = []
@@ -119,6 +121,16 @@ class ShadowCall:
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the call settles; False when ``timeout`` seconds pass first."""
         return self._done.wait(timeout)
+
+    @property
+    def primary_ms(self) -> float:
+        """Milliseconds the primary ran; 0.0 until it has finished."""
+        return self._primary_ms
+
+    @property
+    def candidate_ms(self) -> float:
+        """Milliseconds the candidate ran; 0.0 until it has finished, and after a timeout."""
+        return self._candidate_ms
 
     def add_done_callback(self, callback: Callable[[ShadowCall], None]) -> None:
         """Call ``callback(self)`` once settled, on the settling thread (at once if already settled).
@@ -139,15 +151,63 @@ class ShadowCall:
         pool.submit(self._run_sync_candidate)
 
     def start_task(self, loop: asyncio.AbstractEventLoop, keep: set[asyncio.Task[None]]) -> None:
-        """Run a coroutine candidate as a task on ``loop``, the running loop; ``keep`` holds a strong reference.
+        """Run a coroutine candidate as a task on ``loop``, which must be running in this thread.
 
-        The task copies the caller's context when it is created, so the candidate
-        sees the caller's context variables and its own changes stay in its copy.
+        ``keep`` holds a strong reference until the task ends. The task copies the
+        current context when it is created, so the candidate sees the caller's
+        context variables and its own changes stay in its copy. The timer thread
+        settles the call as a timeout at the deadline even when the candidate
+        ignores its cancellation or the loop stops running it.
         """
         task = loop.create_task(self._run_async_candidate())
         keep.add(task)
         task.add_done_callback(keep.discard)
-        self._task, self._task_loop, self._task_keep = task, loop, keep
+        task.add_done_callback(self._task_ended)
+        self._task, self._task_loop = task, loop
+        deadline = time.monotonic() + self.control.config.timeout + CANCEL_GRACE_SECONDS
+        _call_at(deadline, self, ShadowCall._on_task_deadline)
+
+    def _on_task_deadline(self) -> None:
+        task, loop = self._task, self._task_loop
+        if task is not None and loop is not None and loop.is_closed() and not task.done():
+            # The loop was closed without cancelling its tasks (loop.close() after
+            # run_until_complete), so this task can never run again. Its pending
+            # slot is freed, so shadowing goes on.
+            # NOTE: the task stays referenced, because collecting it would make asyncio
+            # report it, and wait_for's inner task, as destroyed while pending.
+            self._end_candidate()
+        self._on_timeout()
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        # A task cancelled before its first step, such as one created just before
+        # the background loop shuts down, never runs the body of
+        # _run_async_candidate, so its cleanup happens here instead.
+        if not self._candidate_ended:
+            self._settle("cancelled")
+            self._end_candidate()
+
+    def attach_noise(self, run: NoiseRun) -> None:
+        """Hand the primary's record to ``run`` once the primary finishes (before the primary runs)."""
+        self.noise = run
+
+    def _hand_to_noise(self) -> None:
+        noise = self.noise
+        if noise is None:
+            return
+        try:
+            noise.first_done(self._primary)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            # Runs on the caller's path, so nothing but a Ctrl-C may escape.
+            _events.emit(
+                "error",
+                "shadow.internal_error",
+                self.context,
+                function=self.control.name,
+                stage="noise",
+                **error_fields(exc, self.control.config.redactor),
+            )
 
     # The primary's side, called from the caller's thread or task -----------
 
@@ -158,6 +218,12 @@ class ShadowCall:
         the caller's thread; the call is abandoned first, so it still settles.
         Every other failure, SystemExit included, is counted and contained.
         """
+        try:
+            self._primary_returned(value, seconds)
+        finally:
+            self._hand_to_noise()
+
+    def _primary_returned(self, value: Any, seconds: float) -> None:
         try:
             config = self.control.config
             try:
@@ -178,6 +244,12 @@ class ShadowCall:
     def primary_raised(self, exc: BaseException, seconds: float) -> None:
         """Record the primary's exception; called on the caller's path, raises only KeyboardInterrupt."""
         try:
+            self._primary_raised(exc, seconds)
+        finally:
+            self._hand_to_noise()
+
+    def _primary_raised(self, exc: BaseException, seconds: float) -> None:
+        try:
             if not isinstance(exc, Exception):
                 # Cancellation, KeyboardInterrupt, SystemExit: nothing to compare.
                 self.abandon()
@@ -192,7 +264,7 @@ class ShadowCall:
     def start_failed(self, error: BaseException) -> None:
         """Settle a call whose candidate could not be started, such as when no thread can start."""
         self._settle("internal_errors", error=error, stage="start")
-        self._drop_holder()
+        self._end_candidate()
 
     def abandon(self) -> None:
         """Give up on this call (the caller was cancelled): settle as cancelled and stop an async candidate."""
@@ -243,19 +315,11 @@ class ShadowCall:
     async def _run_async_candidate(self) -> None:
         try:
             timeout = self.control.config.timeout
-            # A candidate that ignores cancellation keeps running past wait_for's
-            # deadline; the timer settles the call as a timeout all the same.
-            _call_at(time.monotonic() + timeout + CANCEL_GRACE_SECONDS, self, ShadowCall._on_timeout)
             mark_candidate()
             self._compute_key()
             started = time.perf_counter()
             try:
-                if sys.version_info >= (3, 11):
-                    # In the same task: wait_for would start a second one.
-                    async with asyncio.timeout(timeout):
-                        state, value = await self._guarded_candidate()
-                else:
-                    state, value = await asyncio.wait_for(self._guarded_candidate(), timeout)
+                state, value = await asyncio.wait_for(self._guarded_candidate(), timeout)
             except asyncio.TimeoutError:
                 self._on_timeout()
                 return
@@ -270,8 +334,8 @@ class ShadowCall:
             self._end_candidate()
 
     async def _guarded_candidate(self) -> tuple[str, Any]:
-        # On Python 3.10, wait_for runs this coroutine as a separate task, and a
-        # task re-raises KeyboardInterrupt and SystemExit out of the event loop,
+        # Before Python 3.12, wait_for runs this coroutine as a separate task, and
+        # a task re-raises KeyboardInterrupt and SystemExit out of the event loop,
         # into the caller. Catching them here keeps them the candidate's outcome.
         # NOTE: on Python 3.10, asyncio.run() has no SIGINT handler, so a real
         # Ctrl-C that lands while this runs on the main thread is recorded here
@@ -288,7 +352,9 @@ class ShadowCall:
         if self.key is None and self.key_from_args is not None:
             try:
                 self.key = self.key_from_args(self.args, self.kwargs)
-            except Exception:
+            except BaseException:
+                # Off the caller's path, even a key function's SystemExit only
+                # costs the key digest in the logs.
                 self.key = None
 
     def _candidate_done(self, state: str, value: Any, seconds: float, *, inline: bool) -> None:
@@ -307,7 +373,6 @@ class ShadowCall:
             self._submit_finish()
 
     def _on_timeout(self) -> None:
-        self._end_if_loop_closed()
         with self._lock:
             self._deadline_passed = True
             if self._settled:
@@ -323,17 +388,6 @@ class ShadowCall:
         seconds = max(self.control.config.timeout, MIN_COMPARE_SECONDS)
         error = TimeoutError(f"the comparison did not finish within {seconds:g} s")
         self._settle("compare_errors", error=error, stage="compare")
-
-    def _end_if_loop_closed(self) -> None:
-        # A loop closed without cancelling its tasks (run_until_complete, then
-        # close) never runs this candidate again, so the task's finally block
-        # never releases the slot. Let the task go and end the candidate here.
-        task, loop, keep = self._task, self._task_loop, self._task_keep
-        if task is None or loop is None or task.done() or not loop.is_closed():
-            return
-        if keep is not None:
-            keep.discard(task)
-        self._end_candidate()
 
     def _end_candidate(self) -> None:
         with self._lock:
@@ -363,7 +417,14 @@ class ShadowCall:
     def _submit_finish(self) -> None:
         with self._lock:
             self._holders += 1
-        pool.submit(self._finish_job)
+        try:
+            pool.submit(self._finish_job)
+        except BaseException as exc:
+            # No worker could start: settle now and give the slot back.
+            self._settle("internal_errors", error=exc, stage="compare")
+            self._drop_holder()
+            if isinstance(exc, KeyboardInterrupt):
+                raise
 
     def _finish_job(self) -> None:
         try:
@@ -419,11 +480,22 @@ class ShadowCall:
         if config.compare is not None and primary.ok and candidate.ok:
             if config.compare(self._primary_value, value):
                 return None
-            found = diff_records(primary, candidate, config.ignore_paths, config.redactor)
+            found = self._diff(primary, candidate)
             return found or Divergence(note="compare() returned False")
         if primary == candidate:
             return None
-        return diff_records(primary, candidate, config.ignore_paths, config.redactor)
+        return self._diff(primary, candidate)
+
+    def _diff(self, primary: ResponseRecord, candidate: ResponseRecord) -> Divergence | None:
+        config = self.control.config
+        return diff_records(
+            primary,
+            candidate,
+            config.ignore_paths,
+            tolerance=config.tolerance,
+            unordered=config.unordered_paths,
+            redactor=config.redactor,
+        )
 
     def _settle(
         self,
@@ -447,7 +519,16 @@ class ShadowCall:
         self.error = error
         try:
             self.control.counters.settle(outcome)
-            self._report(outcome, error, stage, divergence, primary, candidate)
+            if self.key is not None and outcome in ("matched", "diverged"):
+                self.control.counters.keys.add(key_hash(self.key))
+            _metrics.record(
+                self.control.name,
+                outcome,
+                self._primary_ms if self._primary is not None else None,
+                self._candidate_ms if self._candidate_state != _RUNNING else None,
+            )
+            noisy_paths = self.noisy_paths = self._count_for_noise(outcome, divergence)
+            self._report(outcome, error, stage, divergence, primary, candidate, noisy_paths)
         except Exception:
             # The outcome is counted; only its log entry or event is lost.
             _events.count_failure()
@@ -457,9 +538,19 @@ class ShadowCall:
                 self._done.set()
             for callback in callbacks:
                 _run_callback(callback, self)
-            tracker.closed()
+            # Free the slot first, so that after drain() every settled call's slot is free.
             if release:
                 admission.release(self.control.name)
+            tracker.closed()
+
+    def _count_for_noise(self, outcome: str, divergence: Divergence | None) -> tuple[str, ...]:
+        """Count a compared call in the noise evidence; return the divergence's noisy paths."""
+        noise_tracker = self.control.noise_tracker
+        if noise_tracker is None or outcome not in ("matched", "diverged"):
+            return ()
+        if self.noise is not None:
+            self.noise.compare_if_ready()
+        return noise_tracker.record_compared(divergence.paths() if divergence is not None else ())
 
     def _report(
         self,
@@ -469,6 +560,7 @@ class ShadowCall:
         divergence: Divergence | None,
         primary: ResponseRecord | None,
         candidate: ResponseRecord | None,
+        noisy_paths: tuple[str, ...] = (),
     ) -> None:
         name = self.control.name
         redactor = self.control.config.redactor
@@ -485,6 +577,7 @@ class ShadowCall:
                 candidate=_bounded(candidate, redactor),
                 primary_ms=self._primary_ms,
                 candidate_ms=self._candidate_ms,
+                noisy_paths=noisy_paths,
             )
             self.control.log.append(entry)
             _events.emit(
@@ -495,6 +588,7 @@ class ShadowCall:
                 key=key,
                 summary=divergence.summary(),
                 diff=divergence.to_dict(),
+                noisy_paths=list(noisy_paths),
                 **timing,
             )
         elif outcome == "matched":

@@ -11,6 +11,8 @@ from ._keys import KeySpec
 from ._paths import PathSet
 from ._records import ResponseRecord
 from ._redact import Redactor
+from ._sampling import should_shadow
+from ._tolerance import Tolerance, parse_tolerance
 
 __all__ = ["ShadowConfig", "check_rate"]
 
@@ -42,6 +44,10 @@ def check_rate(rate: Any, parameter: str = "rate") -> float:
 class ShadowConfig:
     """The settings of one shadowed function, validated when created.
 
+    A config is immutable: the ``with_*`` builders return a new, validated
+    config and leave this one as it is, so one config can be shared between
+    threads and shadowed functions.
+
     Raises:
         TypeError, ValueError: a setting is invalid; the message names the
             setting, shows the value and says what is accepted.
@@ -55,8 +61,15 @@ class ShadowConfig:
     adapter: Callable[[Any], ResponseRecord] | None = None
     copy_args: bool = True
     max_pending: int | None = None
+    tolerance: Tolerance | None = None
+    unordered: tuple[str, ...] = ()
+    noise_rate: float = 0
+    pure: bool = False
     redact: tuple[str, ...] = ()
     ignore_paths: PathSet = dataclasses.field(default_factory=PathSet, init=False, repr=False, compare=False)
+    unordered_paths: PathSet = dataclasses.field(
+        default_factory=PathSet, init=False, repr=False, compare=False
+    )
     redactor: Redactor = dataclasses.field(default_factory=Redactor, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -79,9 +92,22 @@ class ShadowConfig:
         elif key is not None and not isinstance(key, str) and not callable(key):
             raise TypeError(f"key must be a parameter name, a tuple of names or a callable, got {_show(key)}")
 
-        ignore = _patterns("ignore", self.ignore, "'body.meta.id'")
-        object.__setattr__(self, "ignore", ignore)
-        object.__setattr__(self, "ignore_paths", PathSet(ignore))
+        ignore: Any = self.ignore
+        if isinstance(ignore, str):
+            ignore = (ignore,)
+        if not isinstance(ignore, (tuple, list, frozenset, set)):
+            raise TypeError(
+                f"ignore must be a tuple of path patterns such as 'body.meta.id', got {_show(ignore)}"
+            )
+        try:
+            paths = PathSet(ignore)
+        except ValueError as exc:
+            raise ValueError(f"ignore has an invalid path: {exc}") from None
+        object.__setattr__(self, "ignore", tuple(ignore))
+        object.__setattr__(self, "ignore_paths", paths)
+        object.__setattr__(self, "tolerance", parse_tolerance(self.tolerance))
+        self._check_unordered()
+        self._check_noise()
         redact = _patterns("redact", self.redact, "'body.user.email' or 'headers.x-api-key'")
         object.__setattr__(self, "redact", redact)
         object.__setattr__(self, "redactor", Redactor(redact))
@@ -97,6 +123,87 @@ class ShadowConfig:
             isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1
         ):
             raise ValueError(f"max_pending must be a positive int or None, got {_show(max_pending)}")
+
+    def should_shadow(self, key: bytes) -> bool:
+        """Return whether ``key`` is shadowed at this config's rate, as :func:`shadowfn.should_shadow` decides.
+
+        Raises:
+            TypeError: ``key`` is not bytes-like.
+        """
+        return should_shadow(key, self.rate)
+
+    # Builders: each returns a new config, validated like the constructor.
+
+    def with_rate(self, rate: float) -> ShadowConfig:
+        """Return a copy with ``rate`` percent of keys shadowed."""
+        return dataclasses.replace(self, rate=rate)
+
+    def with_timeout(self, timeout: float) -> ShadowConfig:
+        """Return a copy whose candidate may run ``timeout`` seconds."""
+        return dataclasses.replace(self, timeout=timeout)
+
+    def with_key(self, key: KeySpec) -> ShadowConfig:
+        """Return a copy whose sticky key is built from ``key``."""
+        return dataclasses.replace(self, key=key)
+
+    def with_ignore(self, ignore: tuple[str, ...] | list[str] | str) -> ShadowConfig:
+        """Return a copy that ignores exactly the paths in ``ignore`` (replacing, not adding to, the old ones)."""
+        return dataclasses.replace(self, ignore=ignore)  # type: ignore[arg-type]
+
+    def with_compare(self, compare: Callable[[Any, Any], bool] | None) -> ShadowConfig:
+        """Return a copy that compares values with ``compare``."""
+        return dataclasses.replace(self, compare=compare)
+
+    def with_adapter(self, adapter: Callable[[Any], ResponseRecord] | None) -> ShadowConfig:
+        """Return a copy that turns return values into records with ``adapter``."""
+        return dataclasses.replace(self, adapter=adapter)
+
+    def with_copy_args(self, copy_args: bool) -> ShadowConfig:
+        """Return a copy that does (True) or does not (False) deep-copy the candidate's arguments."""
+        return dataclasses.replace(self, copy_args=copy_args)
+
+    def with_max_pending(self, max_pending: int | None) -> ShadowConfig:
+        """Return a copy with at most ``max_pending`` candidates pending at once."""
+        return dataclasses.replace(self, max_pending=max_pending)
+
+    def with_redact(self, redact: tuple[str, ...] | list[str] | str) -> ShadowConfig:
+        """Return a copy that redacts exactly the paths in ``redact`` (replacing the old ones)."""
+        return dataclasses.replace(self, redact=redact)  # type: ignore[arg-type]
+
+    def _check_unordered(self) -> None:
+        unordered: Any = self.unordered
+        if isinstance(unordered, str):
+            unordered = (unordered,)
+        if not isinstance(unordered, (tuple, list, frozenset, set)):
+            raise TypeError(
+                "unordered must be a tuple of path patterns of lists, such as 'body.items' "
+                f"or 'body.**.tags', got {_show(unordered)}"
+            )
+        try:
+            paths = PathSet(unordered)
+        except ValueError as exc:
+            raise ValueError(f"unordered has an invalid path: {exc}") from None
+        object.__setattr__(self, "unordered", tuple(unordered))
+        object.__setattr__(self, "unordered_paths", paths)
+
+    def _check_noise(self) -> None:
+        if not isinstance(self.pure, bool):
+            raise TypeError(f"pure must be True or False, got {_show(self.pure)}")
+        noise_rate = self.noise_rate
+        if isinstance(noise_rate, bool) or not isinstance(noise_rate, (int, float)):
+            raise TypeError(
+                f"noise_rate must be a number in [0, 100] (percent of sampled calls), got {_show(noise_rate)}"
+            )
+        if math.isnan(noise_rate) or not 0 <= noise_rate <= 100:
+            raise ValueError(
+                f"noise_rate must be a number in [0, 100] (percent of sampled calls), got {_show(noise_rate)}"
+            )
+        if noise_rate > 0 and not self.pure:
+            raise ValueError(
+                f"noise_rate={noise_rate!r} requires pure=True: noise runs call the decorated function "
+                "a second time, which is only safe for a function without side effects. "
+                "Pass pure=True if it has none, or leave noise_rate at 0"
+            )
 
 
 def _patterns(parameter: str, value: Any, example: str) -> tuple[str, ...]:

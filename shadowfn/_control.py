@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import copy
+import functools
 import inspect
+import random
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -15,15 +18,24 @@ from ._config import ShadowConfig, check_rate
 from ._executor import admission, loop_thread, tracker
 from ._keys import KeyBuilder, UnencodableError, qualified_name
 from ._log import DivergenceLog
+from ._noise import NoiseRun, NoiseStats, NoiseTracker
+from ._readiness import ReadinessReport
 from ._records import error_text
 from ._sampling import decide, split_rate
 from ._stats import FunctionStats, registry
+from ._strict import note_skipped
 
 __all__ = ["ShadowControl", "divergence_log", "is_async_callable"]
 
 divergence_log = DivergenceLog()
 
 _shed_warnings = _events.RateLimiter()
+_ANY_ARGUMENTS = inspect.Signature(
+    [
+        inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
+        inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
+    ]
+)
 _TASKS: set[asyncio.Task[None]] = set()
 
 
@@ -50,21 +62,30 @@ class ShadowControl:
         enabled: bool,
         signature: inspect.Signature | None,
         method_kind: str,
+        primary_is_async: bool = False,
+        candidate_binds: bool = False,
     ) -> None:
         self.name = name
         self.candidate = candidate
         self.config = config
         self.counters = registry.counters(name)
         self.log = divergence_log
+        self.noise_tracker = NoiseTracker() if config.noise_rate > 0 else None
         self._method_kind = method_kind
+        # A coroutine candidate runs on the caller's loop only under an async primary.
+        self.primary_is_async = primary_is_async
+        self._candidate_binds = candidate_binds
         self._enabled = bool(enabled)
         self._set_rate(config.rate)
         self._warned_types: set[tuple[str, str]] = set()
+        self._warned_lock = threading.Lock()
         self._candidate_is_async = None if isinstance(candidate, str) else is_async_callable(candidate)
         self._builders: dict[bool, KeyBuilder] = {}
-        if signature is not None:
-            for skip_first in (False, True):
-                self._builders[skip_first] = KeyBuilder(signature, config.key, skip_first=skip_first)
+        if signature is None:
+            # Without an introspectable signature, key on the arguments as given.
+            signature = _ANY_ARGUMENTS
+        for skip_first in (False, True):
+            self._builders[skip_first] = KeyBuilder(signature, config.key, skip_first=skip_first)
 
     def __repr__(self) -> str:
         return f"<ShadowControl {self.name} rate={self._rate} enabled={self._enabled}>"
@@ -94,7 +115,9 @@ class ShadowControl:
 
     @enabled.setter
     def enabled(self, value: bool) -> None:
-        self._enabled = bool(value)
+        if not isinstance(value, bool):
+            raise TypeError(f"enabled must be True or False, got {value!r:.80} ({type(value).__name__})")
+        self._enabled = value
 
     @property
     def timeout(self) -> float:
@@ -106,21 +129,61 @@ class ShadowControl:
         """A snapshot of this function's counters (shared with functions of the same name)."""
         return self.counters.snapshot()
 
+    def report(self) -> ReadinessReport:
+        """Return this function's readiness report: compared calls, distinct keys, divergence rate.
+
+        ``report().ready(max_divergence_rate=0.001, min_samples=10000)`` says
+        whether the candidate meets those thresholds. Counts are those of
+        ``stats`` (shared with functions of the same name); calls still pending
+        are not in it yet, so call ``shadowfn.drain()`` first for exact figures.
+        """
+        stats = self.counters.snapshot()
+        return ReadinessReport.build(
+            self.name,
+            matched=stats.matched,
+            diverged=stats.diverged,
+            keys=self.counters.keys,
+            timeouts=stats.timeouts,
+            errors=stats.compare_errors + stats.internal_errors,
+        )
+
+    @property
+    def noise(self) -> NoiseStats | None:
+        """A snapshot of the noise evidence, or None when ``noise_rate`` is 0."""
+        if self.noise_tracker is None:
+            return None
+        return self.noise_tracker.snapshot()
+
     # One call ---------------------------------------------------------------
 
-    def begin(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ShadowCall | None:
+    def begin(
+        self,
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        primary: Callable[..., Any] | None = None,
+        *,
+        on_running_loop: bool = True,
+    ) -> ShadowCall | None:
         """Decide, admit and start the shadow side of one call; None when the call is not shadowed.
+
+        ``primary``, the callable the wrapper is about to call, is needed only
+        for noise runs. A coroutine candidate runs as a task on the caller's
+        running event loop when there is one and ``on_running_loop`` is true,
+        else on shadowfn's background loop. A caller that blocks its own loop
+        while it waits for the outcome must pass ``on_running_loop=False``.
 
         Raises only KeyboardInterrupt, which may be a real Ctrl-C that landed in
         the caller's thread. Any other failure, of a hook (SystemExit included)
         or of shadowfn itself, is counted and the call runs unshadowed.
         """
         try:
-            return self._begin(instance, args, kwargs)
+            return self._begin(instance, args, kwargs, primary, on_running_loop)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:
             self.counters.count_call(True, "internal_errors")
+            note_skipped("internal_errors")
             _events.emit(
                 "error",
                 "shadow.internal_error",
@@ -131,7 +194,14 @@ class ShadowControl:
             )
             return None
 
-    def _begin(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ShadowCall | None:
+    def _begin(
+        self,
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        primary: Callable[..., Any] | None,
+        on_running_loop: bool = True,
+    ) -> ShadowCall | None:
         counters = self.counters
         key: bytes | None = None
         builder = self._builder(instance)
@@ -140,6 +210,7 @@ class ShadowControl:
             return None
 
         # 1. Sampling. Rate 100 needs no key, so none is built on the caller's path.
+        # NOTE: so an unencodable argument is shadowed at rate 100 but unkeyable below it.
         if rate < 100:
             try:
                 key = builder.build(args, kwargs)
@@ -147,6 +218,7 @@ class ShadowControl:
                 raise
             except BaseException as exc:
                 counters.count_call(True, "unkeyable")
+                note_skipped("unkeyable")
                 self._warn_unkeyable(exc)
                 return None
             if not decide(key, whole, fraction):
@@ -156,21 +228,25 @@ class ShadowControl:
         # 2. Admission against the pending bounds.
         if not admission.try_acquire(self.name, self.config.max_pending):
             counters.count_call(True, "shed")
+            note_skipped("shed")
             self._warn_shed()
             return None
 
         # 3. The candidate's own copy of the arguments.
         started = False
+        original = (args, kwargs)
         try:
             if self.config.copy_args:
                 copied = self._copy_arguments(args, kwargs)
                 if copied is None:
                     counters.count_call(True, "uncopyable")
+                    note_skipped("uncopyable")
                     return None
                 args, kwargs = copied
             candidate = self._resolve_candidate(instance)
             if candidate is None:
                 counters.count_call(True, "internal_errors")
+                note_skipped("internal_errors")
                 return None
 
             # 4. Start it.
@@ -187,13 +263,17 @@ class ShadowControl:
                 None if key is not None else builder.build,
             )
             try:
-                self._start(call, candidate)
+                self._start(call, candidate, on_running_loop)
             except KeyboardInterrupt:
+                # The call is already counted and tracked: settle it so drain() and
+                # the pending bound do not wait for a candidate that never started.
                 call.start_failed(KeyboardInterrupt())
                 raise
             except BaseException as exc:
                 call.start_failed(exc)
                 return None
+            if primary is not None and self.noise_tracker is not None:
+                self._start_noise(call, primary, *original)
             return call
         finally:
             if not started:
@@ -205,25 +285,50 @@ class ShadowControl:
         )
         return self._builders[skip_first]
 
-    def _start(self, call: ShadowCall, candidate: Callable[..., Any]) -> None:
+    def _start(self, call: ShadowCall, candidate: Callable[..., Any], on_running_loop: bool) -> None:
         is_async = self._candidate_is_async
         if is_async is None:
             is_async = is_async_callable(candidate)
         if not is_async:
             call.start_in_pool()
+        elif self.primary_is_async and on_running_loop:
+            call.start_task(asyncio.get_running_loop(), _TASKS)
+        else:
+            # A sync primary blocks its thread, even when that thread runs an
+            # event loop, so its coroutine candidate runs on shadowfn's own loop.
+            loop_thread.submit(call.start_task, call.context.copy())
+
+    def _start_noise(
+        self, call: ShadowCall, primary: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """Start a second run of the pure primary on ``noise_rate`` percent of sampled calls."""
+        noise_tracker = self.noise_tracker
+        assert noise_tracker is not None
+        if random.random() * 100 >= self.config.noise_rate:
+            return
+        if not admission.try_acquire(self.name, self.config.max_pending):
+            noise_tracker.record_skipped()
             return
         try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is not None:
-            call.start_task(loop, _TASKS)
-        else:
-            loop_thread.submit(call._run_async_candidate, call.context.copy())
+            if self.config.copy_args:
+                args, kwargs = copy.deepcopy((args, kwargs))
+            run = NoiseRun(self, primary, args, kwargs, contextvars.copy_context())
+            if self.primary_is_async:
+                run.start_task(asyncio.get_running_loop(), _TASKS)
+            else:
+                run.start_in_pool()
+        except Exception:
+            admission.release(self.name)
+            noise_tracker.record_skipped()
+            return
+        call.attach_noise(run)
 
     def _resolve_candidate(self, instance: Any) -> Callable[..., Any] | None:
         candidate = self.candidate
         if not isinstance(candidate, str):
+            if self._candidate_binds and instance is not None and self._method_kind != "staticmethod":
+                # A function candidate has the primary's signature, so it takes self or cls too.
+                return functools.partial(candidate, instance)
             return candidate
         owner = instance
         found = getattr(owner, candidate, None) if owner is not None else None
@@ -298,7 +403,8 @@ class ShadowControl:
 
     def _warn_once(self, kind: str, message: str, event: str, level: str, *, fix: str) -> None:
         marker = (event, kind)
-        if marker in self._warned_types:
-            return
-        self._warned_types.add(marker)
+        with self._warned_lock:
+            if marker in self._warned_types:
+                return
+            self._warned_types.add(marker)
         _events.emit(level, event, None, function=self.name, reason=message, fix=fix)

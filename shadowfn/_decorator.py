@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any, SupportsIndex, TypeVar, overload
 
 import wrapt
 
@@ -14,10 +14,22 @@ from ._control import ShadowControl
 from ._keys import KeySpec
 from ._records import ResponseRecord
 from ._runtime import _IN_CANDIDATE, SWITCH
+from ._strict import DivergenceError, check_async, check_skipped, check_sync, is_strict, take_skipped
+from ._tolerance import Tolerance
 
 __all__ = ["shadow"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Default:
+    """The marker default of a setting keyword, so an explicit value equal to the default counts as passed."""
+
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+_DEFAULT: Any = _Default()
 
 
 class _BoundShadowWrapper(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
@@ -35,6 +47,19 @@ class _ShadowWrapper(wrapt.FunctionWrapper):  # type: ignore[type-arg]
         control: ShadowControl = self._self_control
         return control
 
+    # A shadowed function copies and pickles like a plain function: as itself, and
+    # by reference to its module attribute. Without these, wrapt's proxy raises, and
+    # a shadowed function passed as an argument makes that call uncopyable.
+    def __copy__(self) -> _ShadowWrapper:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _ShadowWrapper:
+        return self
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str:
+        qualname: str = self.__qualname__
+        return qualname
+
 
 def _sync_wrapper(control: ShadowControl) -> Callable[..., Any]:
     def call_sync(
@@ -42,8 +67,10 @@ def _sync_wrapper(control: ShadowControl) -> Callable[..., Any]:
     ) -> Any:
         if not (SWITCH.enabled and control._enabled) or control._rate <= 0 or _IN_CANDIDATE.get():
             return wrapped(*args, **kwargs)
-        shadow_call = control.begin(instance, args, kwargs)
+        shadow_call = control.begin(instance, args, kwargs, wrapped)
         if shadow_call is None:
+            if is_strict():
+                return _strict_without_candidate(control, wrapped, args, kwargs)
             return wrapped(*args, **kwargs)
 
         started = time.perf_counter()
@@ -51,8 +78,18 @@ def _sync_wrapper(control: ShadowControl) -> Callable[..., Any]:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
             shadow_call.primary_raised(exc, time.perf_counter() - started)
+            if isinstance(exc, Exception) and is_strict():
+                __tracebackhide__ = True
+                try:
+                    check_sync(shadow_call)
+                except DivergenceError as error:
+                    raise error from exc
             raise
         shadow_call.primary_returned(result, time.perf_counter() - started)
+        if is_strict():
+            # Strict mode, chosen by the user: wait for the candidate and raise on a mismatch.
+            __tracebackhide__ = True  # pytest shows the test's line, not this frame.
+            check_sync(shadow_call)
         return result
 
     return call_sync
@@ -64,8 +101,14 @@ def _async_wrapper(control: ShadowControl) -> Callable[..., Any]:
     ) -> Any:
         if not (SWITCH.enabled and control._enabled) or control._rate <= 0 or _IN_CANDIDATE.get():
             return await wrapped(*args, **kwargs)
-        shadow_call = control.begin(instance, args, kwargs)
+        shadow_call = control.begin(instance, args, kwargs, wrapped)
         if shadow_call is None:
+            if is_strict():
+                skipped = take_skipped()
+                result = await wrapped(*args, **kwargs)
+                __tracebackhide__ = True
+                check_skipped(control.name, skipped)
+                return result
             return await wrapped(*args, **kwargs)
 
         started = time.perf_counter()
@@ -73,11 +116,32 @@ def _async_wrapper(control: ShadowControl) -> Callable[..., Any]:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
             shadow_call.primary_raised(exc, time.perf_counter() - started)
+            if isinstance(exc, Exception) and is_strict():
+                __tracebackhide__ = True
+                try:
+                    await check_async(shadow_call)
+                except DivergenceError as error:
+                    raise error from exc
             raise
         shadow_call.primary_returned(result, time.perf_counter() - started)
+        if is_strict():
+            # Strict mode, chosen by the user: await the candidate and raise on a mismatch.
+            __tracebackhide__ = True
+            await check_async(shadow_call)
         return result
 
     return call_async
+
+
+def _strict_without_candidate(
+    control: ShadowControl, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Run the primary of a call that started no candidate; in strict mode, raise if it was sampled."""
+    skipped = take_skipped()
+    result = wrapped(*args, **kwargs)
+    __tracebackhide__ = True
+    check_skipped(control.name, skipped)
+    return result
 
 
 def _describe(value: Any) -> str:
@@ -115,8 +179,13 @@ def _signature_of(function: Callable[..., Any]) -> inspect.Signature | None:
 
 def _check_key_names(config: ShadowConfig, signature: inspect.Signature | None, name: str) -> None:
     names = (config.key,) if isinstance(config.key, str) else config.key
-    if not isinstance(names, tuple) or signature is None:
+    if not isinstance(names, tuple):
         return
+    if signature is None:
+        raise ValueError(
+            f"key names parameters {names!r}, but {name} has no introspectable signature; "
+            "pass key= a function of the arguments instead"
+        )
     known = list(signature.parameters)
     for parameter in names:
         if parameter not in known:
@@ -139,6 +208,10 @@ def shadow(
     enabled: bool = ...,
     copy_args: bool = ...,
     max_pending: int | None = ...,
+    tolerance: float | dict[str, float] | Tolerance | None = ...,
+    unordered: tuple[str, ...] | list[str] | str = ...,
+    noise_rate: float = ...,
+    pure: bool = ...,
     redact: tuple[str, ...] | list[str] | str = ...,
 ) -> Callable[[F], F]: ...
 
@@ -152,17 +225,21 @@ def shadow(
 def shadow(
     candidate: Callable[..., Any] | str,
     *,
-    rate: float = 100,
-    timeout: float = 2.0,
-    key: KeySpec = None,
-    ignore: Any = (),
-    compare: Callable[[Any, Any], bool] | None = None,
-    adapter: Callable[[Any], ResponseRecord] | None = None,
+    rate: Any = _DEFAULT,
+    timeout: Any = _DEFAULT,
+    key: Any = _DEFAULT,
+    ignore: Any = _DEFAULT,
+    compare: Any = _DEFAULT,
+    adapter: Any = _DEFAULT,
     name: str | None = None,
     enabled: bool = True,
-    copy_args: bool = True,
-    max_pending: int | None = None,
-    redact: Any = (),
+    copy_args: Any = _DEFAULT,
+    max_pending: Any = _DEFAULT,
+    tolerance: Any = _DEFAULT,
+    unordered: Any = _DEFAULT,
+    noise_rate: Any = _DEFAULT,
+    pure: Any = _DEFAULT,
+    redact: Any = _DEFAULT,
     config: ShadowConfig | None = None,
 ) -> Callable[[F], F]:
     """Shadow the decorated function (the primary) with ``candidate``.
@@ -189,38 +266,76 @@ def shadow(
         enabled: Whether shadowing starts on; ``wrapped.shadow.enabled`` changes it.
         copy_args: Deep-copy the arguments for the candidate on sampled calls.
         max_pending: At most this many of this function's candidates pending at once.
+        tolerance: How far apart two body numbers (at least one a float) may be
+            and still match: a number (absolute), ``{"abs": ..., "rel": ...}`` or
+            a ``Tolerance``; the rule of ``math.isclose``. Applies only where
+            ``==`` on the records fails.
+        unordered: Paths of lists compared without regard to order, in the
+            syntax of ``ignore``, such as ``"body.items"`` or ``"body.**.tags"``.
+        noise_rate: Percent of sampled calls on which the primary runs a second
+            time, off the caller's path, to learn which paths differ on their own;
+            requires ``pure=True``. Divergence paths that the noise explains are
+            marked in ``shadowfn.log`` entries (``noisy_paths``).
+        pure: Declares that the primary has no side effects, so noise runs may
+            call it again.
         redact: Paths whose values are replaced by ``"<redacted>"`` in everything
             logged or kept in ``shadowfn.log``, in the ``ignore`` syntax, such as
             ``"body.user.email"`` or ``"body.**.token"``; ``"error"`` hides
             exception messages. The ``authorization``, ``proxy-authorization``,
             ``cookie`` and ``set-cookie`` headers are always redacted.
-        config: A ``ShadowConfig`` holding the settings above, instead of keywords.
+        config: A ``ShadowConfig`` holding the settings from ``rate`` to
+            ``redact`` (all but ``name`` and ``enabled``), instead of keywords.
+            Passing it together with one of those keywords raises TypeError.
+
+    Settings left out take ``ShadowConfig``'s defaults: rate 100, timeout 2.0,
+    key None, ignore (), compare None, adapter None, copy_args True,
+    max_pending None, tolerance None, unordered (), noise_rate 0, pure False
+    and redact ().
 
     Raises:
         TypeError, ValueError: at decoration time, for an invalid setting; the
             message names the parameter, shows the value and says what is accepted.
+        DivergenceError: from a call, only inside ``shadowfn.strict()`` (or the
+            pytest plugin's ``shadowfn_strict``), the one mode in which shadowfn
+            raises into the caller, by the user's choice.
     """
+    settings = {
+        "rate": rate,
+        "timeout": timeout,
+        "key": key,
+        "ignore": ignore,
+        "compare": compare,
+        "adapter": adapter,
+        "copy_args": copy_args,
+        "max_pending": max_pending,
+        "tolerance": tolerance,
+        "unordered": unordered,
+        "noise_rate": noise_rate,
+        "pure": pure,
+        "redact": redact,
+    }
+    passed = {setting: value for setting, value in settings.items() if value is not _DEFAULT}
     if config is None:
-        config = ShadowConfig(
-            rate=rate,
-            timeout=timeout,
-            key=key,
-            ignore=ignore,
-            compare=compare,
-            adapter=adapter,
-            copy_args=copy_args,
-            max_pending=max_pending,
-            redact=redact,
-        )
+        config = ShadowConfig(**passed)
     elif not isinstance(config, ShadowConfig):
         raise TypeError(f"config must be a ShadowConfig, got {_describe(config)}")
+    elif passed:
+        names = ", ".join(f"{setting}=" for setting in passed)
+        raise TypeError(
+            f"pass settings either as keywords or as config=, not both: got config= and {names}; "
+            f"derive a config instead, such as config.with_{next(iter(passed))}(...)"
+        )
 
+    candidate_binds = False
     if isinstance(candidate, str):
         if not candidate.isidentifier():
             raise ValueError(f"candidate must be a callable or a method name, got {_describe(candidate)}")
     elif not callable(candidate) and not isinstance(candidate, (classmethod, staticmethod)):  # type: ignore[unreachable]
         raise TypeError(f"candidate must be a callable or the name of a method, got {_describe(candidate)}")
     else:
+        # A plain function binds to the instance like a method; bound methods,
+        # staticmethods and other callables are called as they are.
+        candidate_binds = inspect.isfunction(candidate)
         candidate_function, _ = _unwrap_method(candidate)
         _reject_generators(candidate_function, "candidate")
         candidate = candidate_function
@@ -240,6 +355,11 @@ def shadow(
             or f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', repr(function))}"
         )
         _check_key_names(config, signature, qualified)
+        if isinstance(candidate, str) and method_kind == "staticmethod":
+            raise TypeError(
+                f"candidate {candidate!r} names a method, but {qualified} is a staticmethod, which has "
+                "no instance or class to look it up on; pass the candidate function itself"
+            )
 
         control = ShadowControl(
             name=qualified,
@@ -248,6 +368,8 @@ def shadow(
             enabled=enabled,
             signature=signature,
             method_kind=method_kind,
+            primary_is_async=inspect.iscoroutinefunction(function),
+            candidate_binds=candidate_binds,
         )
         if inspect.iscoroutinefunction(function):
             wrapper = _async_wrapper(control)

@@ -11,10 +11,14 @@ from ._paths import Key, Path, PathSet, format_path
 from ._preview import preview
 from ._records import ResponseRecord
 from ._redact import NO_PATTERNS, Redactor
+from ._tolerance import Tolerance
 
 __all__ = ["BodyDiff", "Change", "Divergence", "HeaderDiff", "diff_records"]
 
 MAX_CHANGES = 50
+# Elements of an unordered list without an exact twin on the other side are
+# paired by a rule-aware comparison, which costs one walk per pair tried.
+MAX_UNORDERED_PAIRING = 200
 CHANGE_KINDS = ("changed", "added", "removed", "type_changed", "format")
 _EXCERPT = 40
 
@@ -171,15 +175,20 @@ def diff_records(
     primary: ResponseRecord,
     candidate: ResponseRecord,
     ignore: PathSet | None = None,
+    *,
+    tolerance: Tolerance | None = None,
+    unordered: PathSet | None = None,
     redactor: Redactor | None = None,
 ) -> Divergence | None:
     """Return how ``candidate`` differs from ``primary``, or None when every difference is ignored.
 
     Callers compare the records with ``==`` first; this walk runs only on a
     mismatch. Inside containers it skips equal subtrees with ``==``, so the cost
-    is linear in the size of the body for a fixed nesting depth. ``redactor``
-    replaces the values of redacted paths in the changes and error texts; it
-    never hides that a path differs.
+    is linear in the size of the body for a fixed nesting depth. ``tolerance``
+    lets body floats differ within its bounds, and lists at ``unordered`` paths
+    match when they hold the same elements in any order (see :func:`diff_bodies`).
+    ``redactor`` replaces the values of redacted paths in the changes and error
+    texts; it never hides that a path differs.
     """
     rules = ignore if ignore is not None else PathSet()
     redactor = redactor if redactor is not None else NO_PATTERNS
@@ -200,7 +209,9 @@ def diff_records(
     headers = _diff_headers(primary.headers, candidate.headers, kept)
     body = None
     if primary.ok and candidate.ok and kept("body"):
-        body = diff_bodies(primary.body, candidate.body, rules, redactor)
+        body = diff_bodies(
+            primary.body, candidate.body, rules, tolerance=tolerance, unordered=unordered, redactor=redactor
+        )
 
     if ok is None and error is None and status is None and headers is None and body is None:
         return None
@@ -220,11 +231,21 @@ def _diff_headers(primary: Any, candidate: Any, kept: Any) -> HeaderDiff | None:
 
 
 class _Collector:
-    def __init__(self, rules: PathSet, redactor: Redactor) -> None:
+    def __init__(
+        self, rules: PathSet, tolerance: Tolerance | None, unordered: PathSet | None, redactor: Redactor
+    ) -> None:
         self.rules = rules
+        self.tolerance = tolerance
+        self.unordered = unordered if unordered else None
         self.redactor = redactor
         self.changes: list[Change] = []
         self.total = 0
+        # Set when a tolerance or an unordered path accepted a difference that ``==`` saw.
+        self.relaxed = False
+
+    def scratch(self) -> _Collector:
+        """Return an empty collector with the same rules, to test whether two subtrees match."""
+        return _Collector(self.rules, self.tolerance, self.unordered, self.redactor)
 
     def ignored(self, path: Path) -> bool:
         return bool(self.rules) and self.rules.matches(path)
@@ -253,10 +274,24 @@ class _Collector:
 
 
 def diff_bodies(
-    primary: Any, candidate: Any, rules: PathSet, redactor: Redactor | None = None
+    primary: Any,
+    candidate: Any,
+    rules: PathSet,
+    *,
+    tolerance: Tolerance | None = None,
+    unordered: PathSet | None = None,
+    redactor: Redactor | None = None,
 ) -> BodyDiff | None:
-    """Diff two bodies below the ``body`` path; None when nothing but ignored paths differ."""
-    collector = _Collector(rules, redactor if redactor is not None else NO_PATTERNS)
+    """Diff two bodies below the ``body`` path; None when nothing but ignored paths differ.
+
+    With ``tolerance``, two numbers (at least one a float) within its bounds
+    match. A list whose path an ``unordered`` pattern matches is compared as a
+    multiset: elements are paired first by exact equality, then by the same
+    rule-aware comparison, and the elements left without a partner are reported
+    as ``removed`` (primary's index) and ``added`` (candidate's index).
+    ``redactor`` replaces the values of redacted paths in the changes.
+    """
+    collector = _Collector(rules, tolerance, unordered, redactor if redactor is not None else NO_PATTERNS)
     root: Path = ("body",)
     text_types = (str, bytes)
     if isinstance(primary, text_types) and isinstance(candidate, text_types):
@@ -280,8 +315,11 @@ def _diff_texts(
     parsed_candidate = parse_json_text(candidate) if parsed_primary is not NOT_JSON else NOT_JSON
     if parsed_candidate is not NOT_JSON:
         _walk(parsed_primary, parsed_candidate, root, collector)
-        if collector.total == 0:
-            _diff_json_format(primary, candidate, collector, root)
+        # NOTE: when a tolerance or an unordered path made the parsed values match,
+        # differences in how the JSON text is written are not reported.
+        if collector.total == 0 and not collector.relaxed:
+            same_values = _count_changes(parsed_primary, parsed_candidate) == 0
+            _diff_json_format(primary, candidate, collector, root, same_values)
         if collector.total == 0:
             return None
     elif not collector.ignored(root):
@@ -302,22 +340,42 @@ def _diff_texts(
     )
 
 
+def _count_changes(primary: Any, candidate: Any) -> int:
+    """Count the differences between two parsed values, ignoring nothing."""
+    collector = _Collector(PathSet(), None, None, NO_PATTERNS)
+    _walk(primary, candidate, (), collector)
+    return collector.total
+
+
 def _diff_json_format(
-    primary: str | bytes, candidate: str | bytes, collector: _Collector, root: Path
+    primary: str | bytes, candidate: str | bytes, collector: _Collector, root: Path, same_values: bool
 ) -> None:
-    """Pair the leaves of two equal JSON values by path and report those written differently."""
+    """Pair the leaves of two JSON texts by path and report those written differently.
+
+    The whole body counts as one ``format`` change only when ``same_values`` is true (the
+    parsed values are equal) and no leaf is written differently.
+    """
     try:
         primary_leaves = list(leaf_tokens(primary))
         candidate_leaves = dict(leaf_tokens(candidate))
     except (ValueError, RecursionError):
         primary_leaves, candidate_leaves = [], {}
+    leaf_differs = False
     for path, raw in primary_leaves:
         other = candidate_leaves.get(path)
+        if other is None or other == raw:
+            continue
+        # An ignored leaf still explains the text difference, so it must not
+        # lead to the whole-body change below.
+        leaf_differs = True
         full = root + path
-        if other is not None and other != raw and not _any_prefix_ignored(collector, full):
+        if not _any_prefix_ignored(collector, full):
             collector.add(full, "format", raw, other)
-    if collector.total == 0 and not collector.ignored(root):
+    # NOTE: whitespace, separator and key-order differences go unreported when
+    # any leaf is also written differently, reported or ignored.
+    if same_values and not leaf_differs and not collector.ignored(root):
         # Same leaves, different text: whitespace, separators or key order.
+        # NOTE: when leaves differ only at ignored paths, such layout differences go unreported.
         prefix = _common_prefix(primary, candidate) if type(primary) is type(candidate) else 0
         collector.add(root, "format", _excerpt(primary, prefix), _excerpt(candidate, prefix), excerpt=True)
 
@@ -400,6 +458,9 @@ def _walk(primary: Any, candidate: Any, path: Path, out: _Collector) -> None:
     if isinstance(primary, list) and isinstance(candidate, list):
         if _same_leaf(primary, candidate):
             return
+        if out.unordered is not None and out.unordered.matches(path):
+            _walk_unordered(primary, candidate, path, out)
+            return
         shared = min(len(primary), len(candidate))
         for index in range(shared):
             _walk(primary[index], candidate[index], (*path, index), out)
@@ -412,5 +473,77 @@ def _walk(primary: Any, candidate: Any, path: Path, out: _Collector) -> None:
         return
     if _same_leaf(primary, candidate):
         return
+    if out.tolerance is not None and out.tolerance.close(primary, candidate):
+        out.relaxed = True
+        return
     kind = "changed" if _kind_of(primary) == _kind_of(candidate) else "type_changed"
     out.add(path, kind, primary, candidate)
+
+
+def _walk_unordered(primary: list[Any], candidate: list[Any], path: Path, out: _Collector) -> None:
+    """Compare two lists as multisets; report the elements left without a partner."""
+    # 1. Exact twins, paired through a hashable fingerprint in linear time.
+    waiting: dict[Any, list[int]] = {}
+    for index, item in enumerate(candidate):
+        waiting.setdefault(_fingerprint(item), []).append(index)
+    primary_left: list[int] = []
+    for index, item in enumerate(primary):
+        twins = waiting.get(_fingerprint(item))
+        if twins:
+            twins.pop(0)
+        else:
+            primary_left.append(index)
+    candidate_left = sorted(index for indexes in waiting.values() for index in indexes)
+    # The lists differ (the caller checked ``==``), so whatever matches here matches
+    # only because order is not compared.
+    out.relaxed = True
+
+    # 2. Pairs that match only under ignore rules, tolerance or nested unordered lists.
+    # NOTE: the pairing is greedy, so with a loose tolerance an element can take
+    # a partner that a later element needed, and report a difference.
+    if (
+        primary_left
+        and candidate_left
+        and len(primary_left) * len(candidate_left) <= MAX_UNORDERED_PAIRING**2
+    ):
+        unpaired: list[int] = []
+        for index in primary_left:
+            element_path = (*path, index)
+            partner = next(
+                (c for c in candidate_left if _matches(primary[index], candidate[c], element_path, out)),
+                None,
+            )
+            if partner is None:
+                unpaired.append(index)
+            else:
+                candidate_left.remove(partner)
+        primary_left = unpaired
+
+    # 3. What is left differs.
+    for index in primary_left:
+        if not out.ignored((*path, index)):
+            out.add((*path, index), "removed", primary[index], None)
+    for index in candidate_left:
+        if not out.ignored((*path, index)):
+            out.add((*path, index), "added", None, candidate[index])
+
+
+def _matches(primary: Any, candidate: Any, path: Path, out: _Collector) -> bool:
+    trial = out.scratch()
+    _walk(primary, candidate, path, trial)
+    return trial.total == 0
+
+
+def _fingerprint(value: Any) -> Any:
+    """Return a hashable stand-in for plain data, equal for values that ``==`` finds equal."""
+    if isinstance(value, dict):
+        return ("dict", frozenset((_fingerprint(k), _fingerprint(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return ("list", tuple(_fingerprint(item) for item in value))
+    if isinstance(value, float) and math.isnan(value):
+        return ("nan",)
+    try:
+        hash(value)
+    except TypeError:
+        return ("repr", repr(value))
+    return value

@@ -49,8 +49,10 @@ class _Emitter:
                 return
             self._queue.append((context or contextvars.copy_context(), level, event, fields))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="shadowfn-events", daemon=True)
-                self._thread.start()
+                # Set only once started, so a failed start is retried on the next call.
+                thread = threading.Thread(target=self._run, name="shadowfn-events", daemon=True)
+                thread.start()
+                self._thread = thread
             self._ready.notify()
 
     def flush(self, timeout: float | None) -> bool:

@@ -15,7 +15,7 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["admission", "loop_thread", "pool", "timer", "tracker"]
@@ -58,7 +58,15 @@ class WorkerPool:
             else:
                 start = False
         if start:
-            threading.Thread(target=self._work, name="shadowfn-worker", daemon=True).start()
+            try:
+                threading.Thread(target=self._work, name="shadowfn-worker", daemon=True).start()
+            except BaseException:
+                # No thread was started: forget it and the job, so neither waits forever.
+                with self._lock:
+                    self._threads -= 1
+                    if job in self._jobs:
+                        self._jobs.remove(job)
+                raise
 
     def _work(self) -> None:
         while True:
@@ -74,6 +82,8 @@ class WorkerPool:
                 job()
             except BaseException:
                 pass
+            # Drop the finished job, so an idle worker keeps no call alive.
+            del job
 
     @property
     def threads(self) -> int:
@@ -95,11 +105,15 @@ class Timer:
 
     def call_at(self, deadline: float, callback: Callable[[], None]) -> None:
         """Call ``callback`` on the timer thread at ``deadline`` (``time.monotonic()`` seconds)."""
+        # NOTE: an entry stays until its deadline even when its call settled early, so
+        # the heap contains about (sampled calls per second x timeout) small entries.
         with self._lock:
             heapq.heappush(self._heap, (deadline, next(self._sequence), callback))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="shadowfn-timer", daemon=True)
-                self._thread.start()
+                # Set only once started, so a failed start is retried on the next call.
+                thread = threading.Thread(target=self._run, name="shadowfn-timer", daemon=True)
+                thread.start()
+                self._thread = thread
             if self._heap[0][2] is callback:
                 self._changed.notify()
 
@@ -237,16 +251,15 @@ class LoopThread:
         if not thread.is_alive():
             loop.close()
 
-    def submit(self, make: Callable[[], Coroutine[Any, Any, None]], context: Any) -> None:
-        """Start ``make()`` as a task on the background loop, inside ``context``."""
+    def submit(
+        self, start: Callable[[asyncio.AbstractEventLoop, set[asyncio.Task[None]]], None], context: Any
+    ) -> None:
+        """Call ``start(loop, tasks)`` on the background loop's thread, inside ``context``.
+
+        ``start`` creates its task on ``loop`` and keeps it in ``tasks`` until it ends.
+        """
         loop = self.loop()
-
-        def start() -> None:
-            task = loop.create_task(make())
-            _BACKGROUND_TASKS.add(task)
-            task.add_done_callback(_BACKGROUND_TASKS.discard)
-
-        loop.call_soon_threadsafe(start, context=context)
+        loop.call_soon_threadsafe(start, loop, _BACKGROUND_TASKS, context=context)
 
 
 _BACKGROUND_TASKS: set[asyncio.Task[None]] = set()

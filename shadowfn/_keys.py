@@ -169,7 +169,8 @@ class KeyBuilder:
 
     def __init__(self, signature: inspect.Signature, spec: KeySpec, *, skip_first: bool) -> None:
         parameters = list(signature.parameters.values())
-        if skip_first and parameters:
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        if skip_first and parameters and parameters[0].kind in positional:
             parameters = parameters[1:]
         self._signature = signature.replace(parameters=parameters)
         self._spec = spec
@@ -201,8 +202,8 @@ class KeyBuilder:
         spec = self._spec
         if callable(spec):
             produced = spec(*args, **kwargs)
-            if isinstance(produced, bytes):
-                return produced
+            if isinstance(produced, (bytes, bytearray, memoryview)):
+                return bytes(produced)
             if isinstance(produced, str):
                 return produced.encode("utf-8", "surrogatepass")
             return canonical_bytes(produced)

@@ -31,6 +31,8 @@ class DivergenceEntry:
         candidate: The candidate's record, cut the same way.
         primary_ms: The primary's run time in milliseconds.
         candidate_ms: The candidate's run time in milliseconds.
+        noisy_paths: The divergence's paths that were judged noise when it was
+            logged (see ``noise_rate=``); empty without noise runs.
     """
 
     function: str
@@ -41,13 +43,21 @@ class DivergenceEntry:
     candidate: ResponseRecord
     primary_ms: float
     candidate_ms: float
+    noisy_paths: tuple[str, ...] = ()
+
+    @property
+    def noise_only(self) -> bool:
+        """Whether every diverging path of this entry was judged noise."""
+        paths = self.divergence.paths()
+        return bool(paths) and all(path in self.noisy_paths for path in paths)
 
     def __repr__(self) -> str:
         clock = self.at.strftime("%H:%M:%S")
         return (
             f"<DivergenceEntry {clock} {self.function} key={self.key} "
             f"{self.divergence.summary()} "
-            f"({self.primary_ms:.2f} ms vs {self.candidate_ms:.2f} ms)>"
+            f"({self.primary_ms:.2f} ms vs {self.candidate_ms:.2f} ms)"
+            f"{_noise_note(self.noisy_paths)}>"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,7 +69,14 @@ class DivergenceEntry:
             "divergence": self.divergence.to_dict(),
             "primary_ms": self.primary_ms,
             "candidate_ms": self.candidate_ms,
+            "noisy_paths": list(self.noisy_paths),
         }
+
+
+def _noise_note(noisy_paths: tuple[str, ...]) -> str:
+    if not noisy_paths:
+        return ""
+    return " noisy: " + ", ".join(noisy_paths)
 
 
 class DivergenceLog:
@@ -96,7 +113,15 @@ class DivergenceLog:
 
         ``function`` matches the full name or its last dotted part, so both
         ``"codec.encode"`` and ``"encode"`` find ``codec.encode``.
+
+        Raises:
+            ValueError: ``n`` is not an int >= 0.
+            TypeError: ``function`` is not a string or None.
         """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"n must be an int >= 0 (the number of entries), got {n!r}")
+        if function is not None and not isinstance(function, str):
+            raise TypeError(f"function must be a function name (str) or None, got {function!r}")
         with self._lock:
             entries = list(self._entries)
         found: list[DivergenceEntry] = []

@@ -152,6 +152,9 @@ def parse_pattern(text: str) -> PathPattern:
         expect_segment = False
     if expect_segment:
         raise ValueError(f"invalid path pattern {text!r}: it ends with '.'")
+    if len(elements) > 1 and elements[0] == "headers" and isinstance(elements[1], str):
+        # Records lower-case header names, so "headers.ETag" must select "headers.etag".
+        elements[1] = elements[1].lower()
     return PathPattern(text, tuple(elements))
 
 

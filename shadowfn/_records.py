@@ -79,13 +79,19 @@ def snapshot(value: Any, adapter: Callable[[Any], ResponseRecord] | None = None)
         record = adapter(value)
         if not isinstance(record, ResponseRecord):
             raise TypeError(f"adapter must return a ResponseRecord, got {type(record).__name__}")
-        return record
+        return _detached(record)
     if isinstance(value, ResponseRecord):
-        return value
+        return _detached(value)
     http = _http_record(value)
     if http is not None:
         return http
     return ResponseRecord(body=normalize(value))
+
+
+def _detached(record: ResponseRecord) -> ResponseRecord:
+    """Copy a record built by user code, so later mutation of its headers or body cannot change it."""
+    headers = {str(name).lower(): str(header) for name, header in record.headers.items()}
+    return dataclasses.replace(record, headers=headers, body=normalize(record.body))
 
 
 def _http_record(value: Any) -> ResponseRecord | None:
@@ -179,11 +185,13 @@ class _Normalizer:
         simple = _simple_value(value)
         if simple is not None:
             return simple
-        if isinstance(value, (list, range)) or _is_sequence(value):
-            return [self.run(item, depth) for item in value]
+        # Library models first: a SQLAlchemy Row is also a Sequence, but its
+        # column names belong in the snapshot.
         plain = _library_model(value)
         if plain is not None:
             return self.run(plain, depth - 1)
+        if isinstance(value, (list, range)) or _is_sequence(value):
+            return [self.run(item, depth) for item in value]
         attributes = _public_attributes(value)
         if attributes is not None:
             return {name: self.run(item, depth) for name, item in attributes.items()}
@@ -236,10 +244,27 @@ def _public_attributes(value: Any) -> dict[str, Any] | None:
     try:
         attributes = vars(value)
     except TypeError:
-        return None
+        attributes = _slot_attributes(value)
+        if attributes is None:
+            return None
     if isinstance(value, type) or callable(value):
         return None
     return {name: item for name, item in attributes.items() if not name.startswith("_")}
+
+
+def _slot_attributes(value: Any) -> dict[str, Any] | None:
+    """Return the set attributes of an object that has ``__slots__`` and no ``__dict__``."""
+    attributes: dict[str, Any] = {}
+    found_slots = False
+    for cls in type(value).__mro__:
+        slots = cls.__dict__.get("__slots__", ())
+        if isinstance(slots, str):
+            slots = (slots,)
+        for name in slots:
+            found_slots = True
+            if name not in ("__dict__", "__weakref__") and hasattr(value, name):
+                attributes[name] = getattr(value, name)
+    return attributes if found_slots else None
 
 
 def _normalize_key(key: Any) -> Any:
@@ -274,17 +299,17 @@ def _stable_order(item: Any) -> tuple[str, str]:
     return (type(item).__name__, _safe_repr(item))
 
 
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
-
-
 def _safe_repr(value: Any, limit: int = 200) -> str:
     try:
         text = repr(value)
     except Exception:
         return f"<{type(value).__name__} with a failing __repr__>"
-    # Default reprs carry a memory address, which differs between two equal
-    # objects and would turn every such value into a divergence.
-    text = _ADDRESS.sub("", text)
+    # A default repr carries a memory address, which differs between the two
+    # sides' objects without saying anything about their values.
+    text = _ADDRESS.sub(">", text)
     if len(text) > limit:
         return text[:limit] + "…"
     return text
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+>")

@@ -6,6 +6,9 @@ import os
 import threading
 from dataclasses import dataclass, fields
 
+from . import _metrics
+from ._readiness import KeySketch
+
 __all__ = ["Counters", "FunctionStats", "registry"]
 
 
@@ -74,6 +77,8 @@ class Counters:
         self.name = name
         self._lock = threading.Lock()
         self._values = {f.name: 0 for f in fields(FunctionStats)}
+        # Distinct keys of compared calls, counted when a call settles.
+        self.keys = KeySketch()
 
     def count_call(self, sampled: bool = False, outcome: str | None = None) -> None:
         """Count one call; a sampled call is either settled now or left pending."""
@@ -86,6 +91,9 @@ class Counters:
                     values["pending"] += 1
                 else:
                     values[outcome] += 1
+        if outcome is not None:
+            # Settled before a candidate started (shed, unkeyable, ...): no durations.
+            _metrics.record(self.name, outcome)
 
     def settle(self, outcome: str) -> None:
         """Move one pending call to ``outcome``."""
@@ -101,6 +109,7 @@ class Counters:
         with self._lock:
             for counter in self._values:
                 self._values[counter] = 0
+        self.keys.reset()
 
 
 class _Registry:
@@ -139,6 +148,7 @@ def _after_fork_in_child() -> None:
     registry._lock = threading.Lock()
     for counters in registry._counters.values():
         counters._lock = threading.Lock()
+        counters.keys._lock = threading.Lock()
         counters.reset()
 
 

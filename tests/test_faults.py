@@ -432,9 +432,6 @@ async def test_candidate_ignoring_cancellation_still_times_out() -> None:
     await asyncio.sleep(0)
 
 
-# On Python 3.10, wait_for's inner task never starts on the closed loop, and its
-# coroutine warns that it was never awaited when it is collected.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_closed_loop_gives_candidate_slot_back() -> None:
     async def candidate(x: int) -> dict[str, int]:
         await asyncio.sleep(3600)
@@ -874,7 +871,7 @@ def test_forked_child_shadows_with_fresh_state(release: threading.Event) -> None
     assert slow_started.wait(5)
 
     # Another thread sits inside shadowfn's critical sections at the moment of the fork.
-    held = [registry.counters(name)._lock, shadowfn.log._lock]
+    held = [registry.counters(name)._lock, registry.counters(name).keys._lock, shadowfn.log._lock]
     for lock in held:
         lock.acquire()
     try:
