@@ -816,6 +816,35 @@ def test_candidate_sees_arguments_before_primary_mutates_them(kind: str) -> None
     assert stats_of(f"mutating_{kind}").matched == 1
 
 
+@pytest.mark.asyncio
+async def test_candidate_sees_arguments_before_async_primary_mutates_them() -> None:
+    mutated = asyncio.Event()
+    seen: list[Any] = []
+
+    async def candidate(items: list[int], options: dict[str, Any]) -> int:
+        await mutated.wait()
+        seen.append((list(items), copy.deepcopy(options)))
+        return sum(items)
+
+    @shadow(candidate, name="mutating_async_primary", timeout=5)
+    async def primary(items: list[int], options: dict[str, Any]) -> int:
+        total = sum(items)
+        # Let the candidate start before the arguments change.
+        await asyncio.sleep(0)
+        items.clear()
+        options["nested"]["flag"] = False
+        mutated.set()
+        return total
+
+    items, options = [1, 2, 3], {"nested": {"flag": True}}
+
+    assert await primary(items, options) == 6
+    assert await shadowfn.adrain(timeout=10)
+    assert items == []
+    assert seen == [([1, 2, 3], {"nested": {"flag": True}})]
+    assert stats_of("mutating_async_primary").matched == 1
+
+
 # Fork ---------------------------------------------------------------------------------------
 
 
