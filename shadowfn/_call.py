@@ -14,6 +14,7 @@ import datetime
 import hashlib
 import threading
 import time
+import traceback
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from ._log import DivergenceEntry
 from ._preview import preview
 from ._readiness import key_hash
 from ._records import ResponseRecord, error_text, snapshot, snapshot_exception
+from ._redact import Redactor
 from ._runtime import mark_candidate
 
 if TYPE_CHECKING:
@@ -38,6 +40,15 @@ _RETURNED = "returned"
 _RAISED = "raised"
 
 _timeout_warnings = _events.RateLimiter()
+
+# The comparison (adapter, compare and diff) gets the candidate's timeout, but at
+# least this many seconds: it is a guard against a hung hook, not a latency limit.
+MIN_COMPARE_SECONDS = 5.0
+# A coroutine candidate is cancelled at its timeout, on its own loop;
+# the timer backs that up this much later, for a candidate that ignores
+# cancellation, so the usual case settles and frees its slot in one step.
+CANCEL_GRACE_SECONDS = 0.1
+MAX_TRACEBACK_FRAMES = 20
 
 
 def key_digest(key: bytes) -> str:
@@ -69,7 +80,17 @@ class ShadowCall:
 
         self._lock = threading.Lock()
         self._settled = False
+        # Jobs of this call that occupy a worker or a task: the candidate's run and
+        # a comparison job. The admission slot is released once the call has
+        # settled and none is left, so a hung hook still counts against the bound.
+        self._holders = 1
+        self._released = False
         self._candidate_ended = False
+        # The comparison's deadline is armed on the timer only for a call whose
+        # comparison is still running when the candidate's deadline passes, so
+        # the common call puts one entry on the timer, not two.
+        self._deadline_passed = False
+        self._compare_deadline: float | None = None
         self._candidate_state = _RUNNING
         self._candidate_value: Any = None
         self._candidate_ms = 0.0
@@ -126,16 +147,7 @@ class ShadowCall:
 
     def start_in_pool(self) -> None:
         """Run a sync candidate on the worker pool, with a deadline on the timer thread."""
-        # The timer holds only a weak reference: a call that settles early is freed
-        # at once instead of living, with its records, until its deadline.
-        reference = weakref.ref(self)
-
-        def on_deadline() -> None:
-            call = reference()
-            if call is not None:
-                call._on_timeout()
-
-        timer.call_at(time.monotonic() + self.control.config.timeout, on_deadline)
+        _call_at(time.monotonic() + self.control.config.timeout, self, ShadowCall._on_timeout)
         pool.submit(self._run_sync_candidate)
 
     def start_task(self, loop: asyncio.AbstractEventLoop, keep: set[asyncio.Task[None]]) -> None:
@@ -152,7 +164,8 @@ class ShadowCall:
         task.add_done_callback(keep.discard)
         task.add_done_callback(self._task_ended)
         self._task, self._task_loop = task, loop
-        timer.call_at(time.monotonic() + self.control.config.timeout, self._on_task_deadline)
+        deadline = time.monotonic() + self.control.config.timeout + CANCEL_GRACE_SECONDS
+        _call_at(deadline, self, ShadowCall._on_task_deadline)
 
     def _on_task_deadline(self) -> None:
         task, loop = self._task, self._task_loop
@@ -183,21 +196,28 @@ class ShadowCall:
             return
         try:
             noise.first_done(self._primary)
-        except Exception as exc:
-            # Runs on the caller's path, so nothing may escape.
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            # Runs on the caller's path, so nothing but a Ctrl-C may escape.
             _events.emit(
                 "error",
                 "shadow.internal_error",
                 self.context,
                 function=self.control.name,
                 stage="noise",
-                error=error_text(exc),
-                exc_info=exc,
+                **error_fields(exc, self.control.config.redactor),
             )
 
     # The primary's side, called from the caller's thread or task -----------
 
     def primary_returned(self, value: Any, seconds: float) -> None:
+        """Snapshot the primary's value; called on the caller's path.
+
+        Raises only KeyboardInterrupt, which may be a real Ctrl-C that landed in
+        the caller's thread; the call is abandoned first, so it still settles.
+        Every other failure, SystemExit included, is counted and contained.
+        """
         try:
             self._primary_returned(value, seconds)
         finally:
@@ -212,15 +232,21 @@ class ShadowCall:
                 # containers, marshal.dumps() here and normalize() on a worker would cost
                 # about a tenth of that on this thread.
                 record = snapshot(value, config.adapter)
-            except Exception as exc:
-                self._settle("compare_errors", error=exc, stage="adapter")
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                self._settle("compare_errors", error=exc, stage=_snapshot_stage(config.adapter))
                 return
             compare_value = _isolated(value) if config.compare is not None else None
             self._primary_done(record, compare_value, seconds)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            self.abandon()
+            raise
+        except BaseException as exc:
             self._settle("internal_errors", error=exc, stage="primary")
 
     def primary_raised(self, exc: BaseException, seconds: float) -> None:
+        """Record the primary's exception; called on the caller's path, raises only KeyboardInterrupt."""
         try:
             self._primary_raised(exc, seconds)
         finally:
@@ -233,8 +259,16 @@ class ShadowCall:
                 self.abandon()
                 return
             self._primary_done(snapshot_exception(exc), None, seconds)
-        except Exception as error:
+        except KeyboardInterrupt:
+            self.abandon()
+            raise
+        except BaseException as error:
             self._settle("internal_errors", error=error, stage="primary")
+
+    def start_failed(self, error: BaseException) -> None:
+        """Settle a call whose candidate could not be started, such as when no thread can start."""
+        self._settle("internal_errors", error=error, stage="start")
+        self._end_candidate()
 
     def abandon(self) -> None:
         """Give up on this call (the caller was cancelled): settle as cancelled and stop an async candidate."""
@@ -253,7 +287,7 @@ class ShadowCall:
             self._primary_ms = seconds * 1000
             ready = self._candidate_state != _RUNNING and not self._settled
         if ready:
-            pool.submit(self._finish)
+            self._submit_finish()
 
     # The candidate's side -----------------------------------------------------
 
@@ -284,13 +318,12 @@ class ShadowCall:
 
     async def _run_async_candidate(self) -> None:
         try:
+            timeout = self.control.config.timeout
             mark_candidate()
             self._compute_key()
             started = time.perf_counter()
             try:
-                value = await asyncio.wait_for(
-                    self.candidate(*self.args, **self.kwargs), self.control.config.timeout
-                )
+                state, value = await asyncio.wait_for(self._guarded_candidate(), timeout)
             except asyncio.TimeoutError:
                 self._on_timeout()
                 return
@@ -298,20 +331,34 @@ class ShadowCall:
                 # The loop is closing, or the caller was cancelled.
                 self._settle("cancelled")
                 return
-            except BaseException as exc:
-                self._candidate_done(_RAISED, exc, time.perf_counter() - started, inline=False)
-                return
-            self._candidate_done(_RETURNED, value, time.perf_counter() - started, inline=False)
+            self._candidate_done(state, value, time.perf_counter() - started, inline=False)
         except BaseException as exc:
             self._settle("internal_errors", error=exc, stage="candidate")
         finally:
             self._end_candidate()
 
+    async def _guarded_candidate(self) -> tuple[str, Any]:
+        # Before Python 3.12, wait_for runs this coroutine as a separate task, and
+        # a task re-raises KeyboardInterrupt and SystemExit out of the event loop,
+        # into the caller. Catching them here keeps them the candidate's outcome.
+        # NOTE: on Python 3.10, asyncio.run() has no SIGINT handler, so a real
+        # Ctrl-C that lands while this runs on the main thread is recorded here
+        # as the candidate's exception instead of stopping the program.
+        try:
+            value = await self.candidate(*self.args, **self.kwargs)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            return _RAISED, exc
+        return _RETURNED, value
+
     def _compute_key(self) -> None:
         if self.key is None and self.key_from_args is not None:
             try:
                 self.key = self.key_from_args(self.args, self.kwargs)
-            except Exception:
+            except BaseException:
+                # Off the caller's path, even a key function's SystemExit only
+                # costs the key digest in the logs.
                 self.key = None
 
     def _candidate_done(self, state: str, value: Any, seconds: float, *, inline: bool) -> None:
@@ -327,31 +374,80 @@ class ShadowCall:
         if inline:
             self._finish()
         else:
-            pool.submit(self._finish)
+            self._submit_finish()
 
     def _on_timeout(self) -> None:
         with self._lock:
-            if self._candidate_state != _RUNNING:
+            self._deadline_passed = True
+            if self._settled:
                 return
-        self._settle("timeouts")
+            running = self._candidate_state == _RUNNING
+            compare_deadline = self._compare_deadline
+        if running:
+            self._settle("timeouts")
+        elif compare_deadline is not None:
+            _call_at(compare_deadline, self, ShadowCall._on_compare_timeout)
+
+    def _on_compare_timeout(self) -> None:
+        seconds = max(self.control.config.timeout, MIN_COMPARE_SECONDS)
+        error = TimeoutError(f"the comparison did not finish within {seconds:g} s")
+        self._settle("compare_errors", error=error, stage="compare")
 
     def _end_candidate(self) -> None:
         with self._lock:
             if self._candidate_ended:
                 return
             self._candidate_ended = True
-            release = self._settled
             self.args = ()
             self.kwargs = {}
+        self._drop_holder()
+
+    def _drop_holder(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            release = self._take_release()
         if release:
             admission.release(self.control.name)
 
+    def _take_release(self) -> bool:
+        # Called with the lock held: True exactly once, when the slot can go.
+        if self._released or not self._settled or self._holders > 0:
+            return False
+        self._released = True
+        return True
+
     # Comparison and settling ---------------------------------------------------
 
-    def _finish(self) -> None:
+    def _submit_finish(self) -> None:
+        with self._lock:
+            self._holders += 1
         try:
+            pool.submit(self._finish_job)
+        except BaseException as exc:
+            # No worker could start: settle now and give the slot back.
+            self._settle("internal_errors", error=exc, stage="compare")
+            self._drop_holder()
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+
+    def _finish_job(self) -> None:
+        try:
+            self._finish()
+        finally:
+            self._drop_holder()
+
+    def _finish(self) -> None:
+        deadline = time.monotonic() + max(self.control.config.timeout, MIN_COMPARE_SECONDS)
+        try:
+            with self._lock:
+                self._compare_deadline = deadline
+                arm = self._deadline_passed
+            if arm:
+                _call_at(deadline, self, ShadowCall._on_compare_timeout)
             self._compare_and_settle()
-        except Exception as exc:
+        except BaseException as exc:
+            # BaseException too: compare or an adapter raising SystemExit must not
+            # end the worker thread or leave the call without an outcome.
             self._settle("internal_errors", error=exc, stage="compare")
 
     def _compare_and_settle(self) -> None:
@@ -367,13 +463,13 @@ class ShadowCall:
                 candidate = snapshot_exception(value)
             else:
                 candidate = snapshot(value, config.adapter)
-        except Exception as exc:
-            self._settle("compare_errors", error=exc, stage="adapter")
+        except BaseException as exc:
+            self._settle("compare_errors", error=exc, stage=_snapshot_stage(config.adapter))
             return
 
         try:
             divergence = self._compare(primary, candidate, value)
-        except Exception as exc:
+        except BaseException as exc:
             self._settle("compare_errors", error=exc, stage="compare")
             return
 
@@ -402,6 +498,7 @@ class ShadowCall:
             config.ignore_paths,
             tolerance=config.tolerance,
             unordered=config.unordered_paths,
+            redactor=config.redactor,
         )
 
     def _settle(
@@ -418,7 +515,7 @@ class ShadowCall:
             if self._settled:
                 return
             self._settled = True
-            release = self._candidate_ended
+            release = self._take_release()
             self._primary_value = None
         self.outcome = outcome
         self.divergence = divergence
@@ -436,6 +533,9 @@ class ShadowCall:
             )
             noisy_paths = self.noisy_paths = self._count_for_noise(outcome, divergence)
             self._report(outcome, error, stage, divergence, primary, candidate, noisy_paths)
+        except Exception:
+            # The outcome is counted; only its log entry or event is lost.
+            _events.count_failure()
         finally:
             with self._lock:
                 callbacks, self._callbacks = self._callbacks, []
@@ -467,6 +567,7 @@ class ShadowCall:
         noisy_paths: tuple[str, ...] = (),
     ) -> None:
         name = self.control.name
+        redactor = self.control.config.redactor
         key = key_digest(self.key) if self.key is not None else "-"
         timing = {"primary_ms": round(self._primary_ms, 3), "candidate_ms": round(self._candidate_ms, 3)}
         if outcome == "diverged":
@@ -476,8 +577,8 @@ class ShadowCall:
                 key=key,
                 at=datetime.datetime.now(datetime.timezone.utc),
                 divergence=divergence,
-                primary=_bounded(primary),
-                candidate=_bounded(candidate),
+                primary=_bounded(primary, redactor),
+                candidate=_bounded(candidate, redactor),
                 primary_ms=self._primary_ms,
                 candidate_ms=self._candidate_ms,
                 noisy_paths=noisy_paths,
@@ -520,10 +621,29 @@ class ShadowCall:
                 function=name,
                 key=key,
                 stage=stage,
-                error=error_text(error) if error is not None else None,
-                exc_info=error,
+                **error_fields(error, redactor),
                 **timing,
             )
+
+
+def _call_at(deadline: float, call: ShadowCall, method: Callable[..., None], *args: Any) -> None:
+    """Call ``method(call, *args)`` on the timer thread at ``deadline``, unless ``call`` is gone by then.
+
+    The timer holds only a weak reference: a call that settled and whose jobs
+    ended is freed at once, with its records, instead of at its deadline.
+    """
+    reference = weakref.ref(call)
+
+    def fire() -> None:
+        target = reference()
+        if target is not None:
+            method(target, *args)
+
+    timer.call_at(deadline, fire)
+
+
+def _snapshot_stage(adapter: Any) -> str:
+    return "adapter" if adapter is not None else "snapshot"
 
 
 def _run_callback(callback: Callable[[ShadowCall], None], call: ShadowCall) -> None:
@@ -537,15 +657,40 @@ def _isolated(value: Any) -> Any:
     """Deep-copy the primary's value for ``compare``, so the caller's later mutations cannot reach it."""
     try:
         return copy.deepcopy(value)
-    except Exception:
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
         return value
 
 
-def _bounded(record: ResponseRecord) -> ResponseRecord:
+def error_fields(error: BaseException | None, redactor: Redactor) -> dict[str, Any]:
+    """Return the ``error`` and ``traceback`` fields of an error event.
+
+    The exception object is not passed to structlog: renderers such as
+    ``structlog.processors.dict_tracebacks`` print the local variables of every
+    frame, which hold the call's arguments. The traceback is text without locals,
+    and the message is cut to 120 characters and redacted when ``error`` is.
+    """
+    if error is None:
+        return {"error": None}
+    fields: dict[str, Any] = {"error": preview(redactor.error(error_text(error)))}
+    frames = traceback.extract_tb(error.__traceback__)
+    if frames:
+        fields["traceback"] = "".join(traceback.format_list(frames[-MAX_TRACEBACK_FRAMES:]))
+    return fields
+
+
+def _bounded(record: ResponseRecord, redactor: Redactor) -> ResponseRecord:
+    """Return the record as kept in ``shadowfn.log``: values cut to a preview, redacted paths replaced."""
+    body = record.body
+    if isinstance(body, (str, bytes)):
+        shown = preview(redactor.text_excerpt(("body",), body))
+    else:
+        shown = preview(body, path=("body",), redactor=redactor)
     return ResponseRecord(
         ok=record.ok,
         status=record.status,
-        headers=dict(record.headers),
-        body=preview(record.body),
-        error=record.error if record.error is None else preview(record.error),
+        headers={name: preview(value) for name, value in redactor.headers(record.headers).items()},
+        body=shown,
+        error=preview(redactor.error(record.error)),
     )

@@ -10,6 +10,7 @@ from typing import Any
 from ._keys import KeySpec
 from ._paths import PathSet
 from ._records import ResponseRecord
+from ._redact import Redactor
 from ._sampling import should_shadow
 from ._tolerance import Tolerance, parse_tolerance
 
@@ -64,10 +65,12 @@ class ShadowConfig:
     unordered: tuple[str, ...] = ()
     noise_rate: float = 0
     pure: bool = False
+    redact: tuple[str, ...] = ()
     ignore_paths: PathSet = dataclasses.field(default_factory=PathSet, init=False, repr=False, compare=False)
     unordered_paths: PathSet = dataclasses.field(
         default_factory=PathSet, init=False, repr=False, compare=False
     )
+    redactor: Redactor = dataclasses.field(default_factory=Redactor, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_rate(self.rate)
@@ -105,6 +108,9 @@ class ShadowConfig:
         object.__setattr__(self, "tolerance", parse_tolerance(self.tolerance))
         self._check_unordered()
         self._check_noise()
+        redact = _patterns("redact", self.redact, "'body.user.email' or 'headers.x-api-key'")
+        object.__setattr__(self, "redact", redact)
+        object.__setattr__(self, "redactor", Redactor(redact))
 
         for name in ("compare", "adapter"):
             hook = getattr(self, name)
@@ -160,6 +166,10 @@ class ShadowConfig:
         """Return a copy with at most ``max_pending`` candidates pending at once."""
         return dataclasses.replace(self, max_pending=max_pending)
 
+    def with_redact(self, redact: tuple[str, ...] | list[str] | str) -> ShadowConfig:
+        """Return a copy that redacts exactly the paths in ``redact`` (replacing the old ones)."""
+        return dataclasses.replace(self, redact=redact)  # type: ignore[arg-type]
+
     def _check_unordered(self) -> None:
         unordered: Any = self.unordered
         if isinstance(unordered, str):
@@ -194,3 +204,16 @@ class ShadowConfig:
                 "a second time, which is only safe for a function without side effects. "
                 "Pass pure=True if it has none, or leave noise_rate at 0"
             )
+
+
+def _patterns(parameter: str, value: Any, example: str) -> tuple[str, ...]:
+    """Return ``value`` as a tuple of valid path patterns, or raise naming ``parameter``."""
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, (tuple, list, frozenset, set)):
+        raise TypeError(f"{parameter} must be a tuple of path patterns such as {example}, got {_show(value)}")
+    try:
+        PathSet(value)
+    except ValueError as exc:
+        raise ValueError(f"{parameter} has an invalid path: {exc}") from None
+    return tuple(value)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _events
-from ._call import ShadowCall
+from ._call import ShadowCall, error_fields
 from ._config import ShadowConfig, check_rate
 from ._executor import admission, loop_thread, tracker
 from ._keys import KeyBuilder, UnencodableError, qualified_name
@@ -102,7 +102,10 @@ class ShadowControl:
         self._set_rate(check_rate(value))
 
     def _set_rate(self, value: float) -> None:
-        self._whole, self._fraction = split_rate(value)
+        whole, fraction = split_rate(value)
+        # One tuple, replaced in one assignment, so a call on another thread never
+        # sees the whole part of one rate with the fraction of another.
+        self._sampling = (value, whole, fraction)
         self._rate = value
 
     @property
@@ -170,7 +173,9 @@ class ShadowControl:
         else on shadowfn's background loop. A caller that blocks its own loop
         while it waits for the outcome must pass ``on_running_loop=False``.
 
-        Never raises: a failure of shadowfn itself counts as an internal error.
+        Raises only KeyboardInterrupt, which may be a real Ctrl-C that landed in
+        the caller's thread. Any other failure, of a hook (SystemExit included)
+        or of shadowfn itself, is counted and the call runs unshadowed.
         """
         try:
             # 1. Sampling, inline here because most calls end at this step.
@@ -178,20 +183,28 @@ class ShadowControl:
             # NOTE: so an unencodable argument is shadowed at rate 100 but unkeyable below it.
             key: bytes | None = None
             builder = self._builder(instance)
-            if self._rate < 100:
+            # One read of the rate tuple, so a concurrent rate change cannot mix two rates.
+            rate, whole, fraction = self._sampling
+            if rate <= 0:
+                return None
+            if rate < 100:
                 try:
                     key = builder.build(args, kwargs)
-                except Exception as exc:
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:
                     self.counters.count_call(True, "unkeyable")
                     note_skipped("unkeyable")
                     self._warn_unkeyable(exc)
                     return None
-                if not decide(key, self._whole, self._fraction):
+                if not decide(key, whole, fraction):
                     self.counters.count_unsampled()
                     return None
 
             return self._admit_and_start(instance, args, kwargs, primary, key, builder, on_running_loop)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
             self.counters.count_call(True, "internal_errors")
             note_skipped("internal_errors")
             _events.emit(
@@ -200,8 +213,7 @@ class ShadowControl:
                 None,
                 function=self.name,
                 stage="admission",
-                error=error_text(exc),
-                exc_info=exc,
+                **error_fields(exc, self.config.redactor),
             )
             return None
 
@@ -256,11 +268,13 @@ class ShadowControl:
             )
             try:
                 self._start(call, candidate, on_running_loop)
-            except Exception as exc:
+            except KeyboardInterrupt:
                 # The call is already counted and tracked: settle it so drain() and
                 # the pending bound do not wait for a candidate that never started.
-                call._settle("internal_errors", error=exc, stage="start")
-                call._end_candidate()
+                call.start_failed(KeyboardInterrupt())
+                raise
+            except BaseException as exc:
+                call.start_failed(exc)
                 return None
             if primary is not None and self.noise_tracker is not None:
                 self._start_noise(call, primary, *original)
@@ -340,15 +354,20 @@ class ShadowControl:
         try:
             # One deepcopy over both keeps objects shared between arguments shared.
             return copy.deepcopy((args, kwargs))
-        except Exception:
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
             pass
         for value in (*args, *kwargs.values()):
             try:
                 copy.deepcopy(value)
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
                 self._warn_once(
                     qualified_name(type(value)),
-                    f"cannot deep-copy an argument of type {qualified_name(type(value))}: {error_text(exc)}",
+                    f"cannot deep-copy an argument of type {qualified_name(type(value))}: "
+                    f"{self.config.redactor.error(error_text(exc))}",
                     "shadow.uncopyable",
                     "warning",
                     fix="pass copy_args=False if the candidate does not mutate its arguments",
@@ -358,13 +377,13 @@ class ShadowControl:
 
     # Warnings --------------------------------------------------------------------
 
-    def _warn_unkeyable(self, exc: Exception) -> None:
+    def _warn_unkeyable(self, exc: BaseException) -> None:
         if isinstance(exc, UnencodableError):
             type_name = qualified_name(exc.value_type)
             message = f"cannot build a sticky key from an argument of type {type_name}"
         else:
             type_name = qualified_name(type(exc))
-            message = f"the key function raised {error_text(exc)}"
+            message = f"the key function raised {self.config.redactor.error(error_text(exc))}"
         self._warn_once(
             "unkeyable:" + type_name,
             message,

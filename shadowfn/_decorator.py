@@ -212,6 +212,7 @@ def shadow(
     unordered: tuple[str, ...] | list[str] | str = ...,
     noise_rate: float = ...,
     pure: bool = ...,
+    redact: tuple[str, ...] | list[str] | str = ...,
 ) -> Callable[[F], F]: ...
 
 
@@ -238,6 +239,7 @@ def shadow(
     unordered: Any = _DEFAULT,
     noise_rate: Any = _DEFAULT,
     pure: Any = _DEFAULT,
+    redact: Any = _DEFAULT,
     config: ShadowConfig | None = None,
 ) -> Callable[[F], F]:
     """Shadow the decorated function (the primary) with ``candidate``.
@@ -276,13 +278,19 @@ def shadow(
             marked in ``shadowfn.log`` entries (``noisy_paths``).
         pure: Declares that the primary has no side effects, so noise runs may
             call it again.
+        redact: Paths whose values are replaced by ``"<redacted>"`` in everything
+            logged or kept in ``shadowfn.log``, in the ``ignore`` syntax, such as
+            ``"body.user.email"`` or ``"body.**.token"``; ``"error"`` hides
+            exception messages. The ``authorization``, ``proxy-authorization``,
+            ``cookie`` and ``set-cookie`` headers are always redacted.
         config: A ``ShadowConfig`` holding the settings from ``rate`` to
-            ``pure`` (all but ``name`` and ``enabled``), instead of keywords.
+            ``redact`` (all but ``name`` and ``enabled``), instead of keywords.
             Passing it together with one of those keywords raises TypeError.
 
     Settings left out take ``ShadowConfig``'s defaults: rate 100, timeout 2.0,
     key None, ignore (), compare None, adapter None, copy_args True,
-    max_pending None, tolerance None, unordered (), noise_rate 0 and pure False.
+    max_pending None, tolerance None, unordered (), noise_rate 0, pure False
+    and redact ().
 
     Raises:
         TypeError, ValueError: at decoration time, for an invalid setting; the
@@ -304,6 +312,7 @@ def shadow(
         "unordered": unordered,
         "noise_rate": noise_rate,
         "pure": pure,
+        "redact": redact,
     }
     passed = {setting: value for setting, value in settings.items() if value is not _DEFAULT}
     if config is None:

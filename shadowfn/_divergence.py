@@ -10,6 +10,7 @@ from ._jsontext import NOT_JSON, leaf_tokens, parse_json_text
 from ._paths import Key, Path, PathSet, format_path
 from ._preview import preview
 from ._records import ResponseRecord
+from ._redact import NO_PATTERNS, Redactor
 from ._tolerance import Tolerance
 
 __all__ = ["BodyDiff", "Change", "Divergence", "HeaderDiff", "diff_records"]
@@ -99,7 +100,8 @@ class Divergence:
     """The difference between the primary's and the candidate's records.
 
     Each part is None when it matches or is ignored: ``ok`` and ``status`` hold
-    ``(primary, candidate)`` pairs, ``error`` the two error texts when they differ.
+    ``(primary, candidate)`` pairs, ``error`` the two error texts when they differ,
+    each cut to 120 characters.
     """
 
     ok: tuple[bool, bool] | None = None
@@ -176,6 +178,7 @@ def diff_records(
     *,
     tolerance: Tolerance | None = None,
     unordered: PathSet | None = None,
+    redactor: Redactor | None = None,
 ) -> Divergence | None:
     """Return how ``candidate`` differs from ``primary``, or None when every difference is ignored.
 
@@ -184,8 +187,11 @@ def diff_records(
     is linear in the size of the body for a fixed nesting depth. ``tolerance``
     lets body floats differ within its bounds, and lists at ``unordered`` paths
     match when they hold the same elements in any order (see :func:`diff_bodies`).
+    ``redactor`` replaces the values of redacted paths in the changes and error
+    texts; it never hides that a path differs.
     """
     rules = ignore if ignore is not None else PathSet()
+    redactor = redactor if redactor is not None else NO_PATTERNS
 
     def kept(*path: Any) -> bool:
         return not (rules and rules.covers(path))
@@ -195,14 +201,17 @@ def diff_records(
         ok = (primary.ok, candidate.ok)
     error = None
     if primary.error != candidate.error and kept("error"):
-        error = (primary.error, candidate.error)
+        # Cut like every logged value: an exception message can be any size.
+        error = (preview(redactor.error(primary.error)), preview(redactor.error(candidate.error)))
     status = None
     if primary.status != candidate.status and kept("status"):
         status = (primary.status, candidate.status)
     headers = _diff_headers(primary.headers, candidate.headers, kept)
     body = None
     if primary.ok and candidate.ok and kept("body"):
-        body = diff_bodies(primary.body, candidate.body, rules, tolerance=tolerance, unordered=unordered)
+        body = diff_bodies(
+            primary.body, candidate.body, rules, tolerance=tolerance, unordered=unordered, redactor=redactor
+        )
 
     if ok is None and error is None and status is None and headers is None and body is None:
         return None
@@ -222,10 +231,13 @@ def _diff_headers(primary: Any, candidate: Any, kept: Any) -> HeaderDiff | None:
 
 
 class _Collector:
-    def __init__(self, rules: PathSet, tolerance: Tolerance | None, unordered: PathSet | None) -> None:
+    def __init__(
+        self, rules: PathSet, tolerance: Tolerance | None, unordered: PathSet | None, redactor: Redactor
+    ) -> None:
         self.rules = rules
         self.tolerance = tolerance
         self.unordered = unordered if unordered else None
+        self.redactor = redactor
         self.changes: list[Change] = []
         self.total = 0
         # Set when a tolerance or an unordered path accepted a difference that ``==`` saw.
@@ -233,15 +245,32 @@ class _Collector:
 
     def scratch(self) -> _Collector:
         """Return an empty collector with the same rules, to test whether two subtrees match."""
-        return _Collector(self.rules, self.tolerance, self.unordered)
+        return _Collector(self.rules, self.tolerance, self.unordered, self.redactor)
 
     def ignored(self, path: Path) -> bool:
         return bool(self.rules) and self.rules.matches(path)
 
-    def add(self, path: Path, kind: str, primary: Any, candidate: Any) -> None:
+    def add(self, path: Path, kind: str, primary: Any, candidate: Any, *, excerpt: bool = False) -> None:
+        """Count one change and keep it, with redacted previews, while fewer than 50 are kept.
+
+        ``excerpt`` marks raw pieces of a str or bytes body, which may hold a
+        secret that no path can select.
+        """
         self.total += 1
-        if len(self.changes) < MAX_CHANGES:
-            self.changes.append(Change(format_path(path), kind, preview(primary), preview(candidate)))
+        if len(self.changes) >= MAX_CHANGES:
+            return
+        redactor = self.redactor
+        if excerpt:
+            shown = (
+                preview(redactor.text_excerpt(path, primary)),
+                preview(redactor.text_excerpt(path, candidate)),
+            )
+        else:
+            shown = (
+                None if primary is None else preview(primary, path=path, redactor=redactor),
+                None if candidate is None else preview(candidate, path=path, redactor=redactor),
+            )
+        self.changes.append(Change(format_path(path), kind, shown[0], shown[1]))
 
 
 def diff_bodies(
@@ -251,6 +280,7 @@ def diff_bodies(
     *,
     tolerance: Tolerance | None = None,
     unordered: PathSet | None = None,
+    redactor: Redactor | None = None,
 ) -> BodyDiff | None:
     """Diff two bodies below the ``body`` path; None when nothing but ignored paths differ.
 
@@ -259,8 +289,9 @@ def diff_bodies(
     multiset: elements are paired first by exact equality, then by the same
     rule-aware comparison, and the elements left without a partner are reported
     as ``removed`` (primary's index) and ``added`` (candidate's index).
+    ``redactor`` replaces the values of redacted paths in the changes.
     """
-    collector = _Collector(rules, tolerance, unordered)
+    collector = _Collector(rules, tolerance, unordered, redactor if redactor is not None else NO_PATTERNS)
     root: Path = ("body",)
     text_types = (str, bytes)
     if isinstance(primary, text_types) and isinstance(candidate, text_types):
@@ -293,7 +324,11 @@ def _diff_texts(
             return None
     elif not collector.ignored(root):
         collector.add(
-            root, _text_kind(primary, candidate), _excerpt(primary, prefix), _excerpt(candidate, prefix)
+            root,
+            _text_kind(primary, candidate),
+            _excerpt(primary, prefix),
+            _excerpt(candidate, prefix),
+            excerpt=True,
         )
     else:
         return None
@@ -307,7 +342,7 @@ def _diff_texts(
 
 def _count_changes(primary: Any, candidate: Any) -> int:
     """Count the differences between two parsed values, ignoring nothing."""
-    collector = _Collector(PathSet(), None, None)
+    collector = _Collector(PathSet(), None, None, NO_PATTERNS)
     _walk(primary, candidate, (), collector)
     return collector.total
 
@@ -342,7 +377,7 @@ def _diff_json_format(
         # Same leaves, different text: whitespace, separators or key order.
         # NOTE: when leaves differ only at ignored paths, such layout differences go unreported.
         prefix = _common_prefix(primary, candidate) if type(primary) is type(candidate) else 0
-        collector.add(root, "format", _excerpt(primary, prefix), _excerpt(candidate, prefix))
+        collector.add(root, "format", _excerpt(primary, prefix), _excerpt(candidate, prefix), excerpt=True)
 
 
 def _any_prefix_ignored(collector: _Collector, path: Path) -> bool:

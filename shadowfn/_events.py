@@ -14,6 +14,7 @@ import itertools
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -77,8 +78,10 @@ class _Emitter:
                 self._busy = True
             try:
                 context.run(getattr(_logger, level), event, **fields)
-            except Exception:
+            except BaseException:
                 # A failing processor or sink loses this event only; count it.
+                # BaseException too: a processor's SystemExit must not end the
+                # thread, or every later event would queue up and be dropped.
                 self.failed += 1
 
 
@@ -98,6 +101,11 @@ def flush(timeout: float | None = None) -> bool:
     return _EMITTER.flush(timeout)
 
 
+def count_failure() -> None:
+    """Count an event that could not be built or queued."""
+    _EMITTER.failed += 1
+
+
 def emitter_counts() -> dict[str, int]:
     return {"dropped": _EMITTER.dropped, "failed": _EMITTER.failed}
 
@@ -113,6 +121,10 @@ class RateLimiter:
 
     def __init__(self, interval: float = 10.0) -> None:
         self._interval = interval
+        self._reset()
+        _LIMITERS.add(self)
+
+    def _reset(self) -> None:
         self._lock = threading.Lock()
         self._last: dict[object, float] = {}
         # Events seen per key, allowed or not, and the count at the last allowed one.
@@ -140,6 +152,16 @@ class RateLimiter:
             return suppressed
 
 
+_LIMITERS: weakref.WeakSet[RateLimiter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A child must not inherit a queue whose thread did not survive the fork, nor
+    # a lock that another thread of the parent held at the moment of the fork.
+    _EMITTER._reset()
+    for limiter in list(_LIMITERS):
+        limiter._reset()
+
+
 if hasattr(os, "register_at_fork"):
-    # A child must not inherit a queue whose thread did not survive the fork.
-    os.register_at_fork(after_in_child=_EMITTER._reset)
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -46,6 +46,10 @@ class WorkerPool:
         with self._lock:
             self._jobs.append(job)
             if self._idle > 0:
+                # The woken worker stops counting as idle now, not when it runs:
+                # otherwise a second job submitted before it runs would wake no
+                # one and wait behind a busy, possibly hung, worker.
+                self._idle -= 1
                 self._has_jobs.notify()
                 return
             if self._threads < self.max_workers:
@@ -70,11 +74,14 @@ class WorkerPool:
                 while not self._jobs:
                     self._idle += 1
                     self._has_jobs.wait()
-                    self._idle -= 1
                 job = self._jobs.pop(0)
             # Jobs are shadowfn's own functions, which catch everything the
-            # candidate and the hooks raise.
-            job()
+            # candidate and the hooks raise; this is the last guard that keeps
+            # the worker alive, so the pool never shrinks.
+            try:
+                job()
+            except BaseException:
+                pass
             # Drop the finished job, so an idle worker keeps no call alive.
             del job
 
@@ -122,7 +129,11 @@ class Timer:
                         break
                     self._changed.wait(wait)
                 _, _, callback = heapq.heappop(self._heap)
-            callback()
+            try:
+                callback()
+            except BaseException:
+                # One failed callback must not stop every later deadline.
+                pass
 
 
 class Admission:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import collections
 import datetime
+import os
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +90,7 @@ class DivergenceLog:
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self._lock = threading.Lock()
         self._entries: collections.deque[DivergenceEntry] = collections.deque(maxlen=_checked(capacity))
+        _LOGS.add(self)
 
     @property
     def capacity(self) -> int:
@@ -139,6 +142,19 @@ class DivergenceLog:
 
     def __repr__(self) -> str:
         return f"<DivergenceLog {len(self)} of {self.capacity} entries>"
+
+
+_LOGS: weakref.WeakSet[DivergenceLog] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # Another thread of the parent may have held the lock at the moment of the fork.
+    for log in list(_LOGS):
+        log._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _checked(capacity: int) -> int:

@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import inspect
 import json
 import re
 import sys
@@ -64,9 +65,16 @@ def snapshot(value: Any, adapter: Callable[[Any], ResponseRecord] | None = None)
     """Turn a returned value into a record that later mutation of ``value`` cannot change.
 
     Raises:
-        TypeError: ``adapter`` returned something other than a ResponseRecord.
+        TypeError: ``adapter`` returned something other than a ResponseRecord, or
+            ``value`` is a generator or coroutine, whose items cannot be compared
+            without consuming them.
         Exception: whatever ``adapter`` raises.
     """
+    if inspect.isgenerator(value) or inspect.isasyncgen(value) or inspect.iscoroutine(value):
+        raise TypeError(
+            f"cannot compare a {type(value).__name__}: its items are produced lazily and belong to the "
+            "caller; return a list, or pass adapter= to turn the value into a ResponseRecord"
+        )
     if adapter is not None:
         record = adapter(value)
         if not isinstance(record, ResponseRecord):
@@ -267,7 +275,24 @@ def _normalize_key(key: Any) -> Any:
     simple = _simple_value(key)
     if simple is not None:
         return simple
+    if isinstance(key, (tuple, frozenset)):
+        return _key_text(key)
     return _safe_repr(key)
+
+
+def _key_text(key: Any) -> str:
+    """Return the text of a tuple or frozenset dict key, with set members in a stable order.
+
+    ``repr`` of a frozenset follows hash order, which differs between equal sets
+    and between processes.
+    """
+    if isinstance(key, frozenset):
+        members = sorted(_key_text(member) for member in key)
+        return "frozenset({" + ", ".join(members) + "})"
+    if isinstance(key, tuple) and not hasattr(type(key), "_fields"):
+        parts = [_key_text(part) for part in key]
+        return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+    return repr(_normalize_key(key))
 
 
 def _stable_order(item: Any) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, fields
 
@@ -147,3 +148,18 @@ class _Registry:
 
 
 registry = _Registry()
+
+
+def _after_fork_in_child() -> None:
+    # A forked child gets fresh locks, because another thread of the parent may
+    # have held one at the moment of the fork, and counters from zero: calls that
+    # were pending in the parent settle there, never here.
+    registry._lock = threading.Lock()
+    for counters in registry._counters.values():
+        counters._lock = threading.Lock()
+        counters.keys._lock = threading.Lock()
+        counters.reset()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -25,9 +25,18 @@ def encode(record: dict[str, str]) -> str:
     return ",".join(sorted(record))
 
 
+@shadow(encode_v2, redact=("body.user.email", "headers.x-api-key"))
+def encode_private(record: dict[str, str]) -> str:
+    return ",".join(sorted(record))
+
+
 def typed_usage() -> None:
     text: str = encode({"a": "1"})
     assert text
+    private: str = encode_private({"a": "1"})
+    assert private
+    config = shadowfn.ShadowConfig(redact=("body.token",))
+    assert config.redact == ("body.token",)
     entries: list[DivergenceEntry] = shadowfn.log.recent(n=5, function="encode")
     for entry in entries:
         divergence: Divergence = entry.divergence
