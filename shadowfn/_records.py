@@ -192,7 +192,7 @@ class _Normalizer:
             return self.run(plain, depth - 1)
         if isinstance(value, (list, range)) or _is_sequence(value):
             return [self.run(item, depth) for item in value]
-        attributes = _public_attributes(value)
+        attributes = _instance_attributes(value)
         if attributes is not None:
             return {name: self.run(item, depth) for name, item in attributes.items()}
         return _safe_repr(value)
@@ -240,7 +240,7 @@ def _library_model(value: Any) -> Any:
     return None
 
 
-def _public_attributes(value: Any) -> dict[str, Any] | None:
+def _instance_attributes(value: Any) -> dict[str, Any] | None:
     try:
         attributes = vars(value)
     except TypeError:
@@ -249,7 +249,9 @@ def _public_attributes(value: Any) -> dict[str, Any] | None:
             return None
     if isinstance(value, type) or callable(value):
         return None
-    return {name: item for name, item in attributes.items() if not name.startswith("_")}
+    # Private attributes count too: objects such as pycountry's records keep all their
+    # data in them, and leaving them out would make two different objects match.
+    return {name: item for name, item in attributes.items() if not name.startswith("__")}
 
 
 def _slot_attributes(value: Any) -> dict[str, Any] | None:

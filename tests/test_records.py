@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
+import pycountry
 import pytest
 import sqlalchemy
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -178,13 +179,21 @@ def test_snapshot_is_independent_of_later_mutation() -> None:
     assert record.body == {"items": [1, 2], "meta": {"page": 1}}
 
 
-def test_plain_object_becomes_its_public_attributes() -> None:
+def test_plain_object_becomes_its_attributes() -> None:
     class Invoice:
         def __init__(self) -> None:
             self.total = 10
-            self._cache = "hidden"
+            self._cents = 1000
 
-    assert normalize(Invoice()) == {"total": 10}
+    assert normalize(Invoice()) == {"total": 10, "_cents": 1000}
+
+
+def test_objects_with_private_state_differ() -> None:
+    germany = pycountry.countries.get(alpha_2="DE")
+    france = pycountry.countries.get(alpha_2="FR")
+
+    assert normalize(germany) != normalize(france)
+    assert normalize(germany) == normalize(pycountry.countries.get(alpha_3="DEU"))
 
 
 def test_exception_record_has_qualified_type_and_message() -> None:
@@ -370,24 +379,25 @@ def test_sqlalchemy_query_migration_reports_row_paths(country_db: sqlalchemy.Eng
     assert entries[0].divergence.paths() == ["body[0].name", "body[1].name"]
 
 
-def test_slotted_object_becomes_its_public_slots() -> None:
+def test_slotted_object_becomes_its_slots() -> None:
     class Money:
         __slots__ = ("_cache", "amount", "currency")
 
         def __init__(self, amount: int, currency: str) -> None:
             self.amount = amount
             self.currency = currency
-            self._cache = object()
+            self._cache = "cached"
 
     class Tagged(Money):
         __slots__ = "tag"
 
     tagged = Tagged(5, "EUR")
 
-    assert normalize(Money(5, "EUR")) == {"amount": 5, "currency": "EUR"}
-    assert normalize(tagged) == {"amount": 5, "currency": "EUR"}
+    slots = {"_cache": "cached", "amount": 5, "currency": "EUR"}
+    assert normalize(Money(5, "EUR")) == slots
+    assert normalize(tagged) == slots
     tagged.tag = "x"
-    assert normalize(tagged) == {"tag": "x", "amount": 5, "currency": "EUR"}
+    assert normalize(tagged) == {"tag": "x", **slots}
 
 
 def test_default_repr_leaves_out_memory_address() -> None:
