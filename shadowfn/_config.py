@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._keys import KeySpec
-from ._paths import PathSet
+from ._paths import ANY, DEEP, PathSet
 from ._records import ResponseRecord
 from ._redact import Redactor
 from ._sampling import should_shadow
@@ -103,6 +103,7 @@ class ShadowConfig:
             paths = PathSet(ignore)
         except ValueError as exc:
             raise ValueError(f"ignore has an invalid path: {exc}") from None
+        check_roots("ignore", paths)
         object.__setattr__(self, "ignore", tuple(ignore))
         object.__setattr__(self, "ignore_paths", paths)
         object.__setattr__(self, "tolerance", parse_tolerance(self.tolerance))
@@ -183,6 +184,7 @@ class ShadowConfig:
             paths = PathSet(unordered)
         except ValueError as exc:
             raise ValueError(f"unordered has an invalid path: {exc}") from None
+        check_roots("unordered", paths)
         object.__setattr__(self, "unordered", tuple(unordered))
         object.__setattr__(self, "unordered_paths", paths)
 
@@ -213,7 +215,24 @@ def _patterns(parameter: str, value: Any, example: str) -> tuple[str, ...]:
     if not isinstance(value, (tuple, list, frozenset, set)):
         raise TypeError(f"{parameter} must be a tuple of path patterns such as {example}, got {_show(value)}")
     try:
-        PathSet(value)
+        paths = PathSet(value)
     except ValueError as exc:
         raise ValueError(f"{parameter} has an invalid path: {exc}") from None
+    check_roots(parameter, paths)
     return tuple(value)
+
+
+RECORD_PARTS = ("ok", "status", "headers", "body", "error")
+
+
+def check_roots(parameter: str, paths: PathSet) -> None:
+    """Raise ValueError when a pattern cannot match any path, because paths start at a record part."""
+    for pattern in paths.patterns:
+        first = pattern.elements[0]
+        if first in (ANY, DEEP) or first in RECORD_PARTS:
+            continue
+        raise ValueError(
+            f"{parameter} has the path {pattern.text!r}, which matches nothing: paths start with "
+            f"one of {', '.join(RECORD_PARTS)}, * or **, as divergences print them; "
+            f"for a field of the returned value write 'body.{pattern.text}'"
+        )

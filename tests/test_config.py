@@ -201,3 +201,17 @@ def test_shadow_without_settings_uses_config_defaults() -> None:
     encode = shadow(orjson.dumps)(json.dumps)
 
     assert encode.shadow.config == ShadowConfig()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("setting", ["ignore", "unordered", "redact"])
+def test_path_without_record_part_rejected(setting: str) -> None:
+    with pytest.raises(ValueError, match=rf"{setting} has the path 'name', which matches nothing") as raised:
+        ShadowConfig(**{setting: ("name",)})
+
+    assert "'body.name'" in str(raised.value)
+
+
+def test_paths_from_record_parts_or_wildcards_accepted() -> None:
+    config = ShadowConfig(ignore=("status", "headers.etag", "body.items[*].id", "*.x", "**.updated_at"))
+
+    assert config.ignore == ("status", "headers.etag", "body.items[*].id", "*.x", "**.updated_at")
