@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import time
 
 from . import _events, _metrics
@@ -85,4 +86,20 @@ def configure(*, max_pending: int | None = None, log_capacity: int | None = None
             raise ValueError(f"max_pending must be a positive int, got {max_pending!r}")
         _configure_executor(max_pending)
     if log_capacity is not None:
+        if isinstance(log_capacity, bool) or not isinstance(log_capacity, int) or log_capacity < 1:
+            raise ValueError(f"log_capacity must be a positive int, got {log_capacity!r}")
         divergence_log.capacity = log_capacity
+
+
+# At exit, a call made just before the end of a script should still be logged, but a
+# hung candidate must not hold the process: wait briefly for outcomes and events.
+EXIT_OUTCOME_WAIT_S = 0.2
+EXIT_EVENT_WAIT_S = 0.3
+
+
+def _finish_at_exit() -> None:
+    tracker.wait(EXIT_OUTCOME_WAIT_S)
+    _events.flush(EXIT_EVENT_WAIT_S)
+
+
+atexit.register(_finish_at_exit)

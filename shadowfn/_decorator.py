@@ -347,7 +347,11 @@ def shadow(
     def decorate(primary: F) -> F:
         function, method_kind = _unwrap_method(primary)
         if not callable(function):
-            raise TypeError(f"@shadow must decorate a function or method, got {_describe(primary)}")
+            raise TypeError(
+                f"@shadow must decorate a function or method, got {_describe(primary)}; "
+                "if this is a call of a function decorated with a bare @shadow, "
+                "write @shadow(candidate) with the new implementation instead"
+            )
         _reject_generators(function, "the decorated function")
         signature = _signature_of(function)
         qualified = (

@@ -120,6 +120,9 @@ class Shadower(Generic[P, R]):
             raise TypeError(
                 f"candidate must be a callable (a bound method for methods), got {_describe(candidate)}"
             )
+        # A primary already decorated with @shadow would shadow every call twice.
+        if isinstance(getattr(primary, "shadow", None), ShadowControl):
+            primary = primary.__wrapped__  # type: ignore[attr-defined]
         _reject_generators(primary, "primary")
         _reject_generators(candidate, "candidate")
         if config is None:

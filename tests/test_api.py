@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pathlib
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -135,3 +138,36 @@ def test_drain_rejects_invalid_timeout(bad: object) -> None:
         shadowfn.drain(timeout=bad)  # type: ignore[arg-type]
 
     assert repr(bad) in str(info.value)
+
+
+@pytest.mark.parametrize("value", [0, -1, True, 1.5, "10"])
+def test_configure_rejects_bad_log_capacity(value: object) -> None:
+    with pytest.raises(ValueError, match=r"log_capacity must be a positive int, got"):
+        shadowfn.configure(log_capacity=value)  # type: ignore[arg-type]
+
+
+def test_bare_decorator_call_explains_fix() -> None:
+    @shadow  # type: ignore[arg-type]
+    def lookup(code: str) -> str:
+        return code
+
+    with pytest.raises(TypeError, match=r"write @shadow\(candidate\)"):
+        lookup("FR")
+
+
+def test_divergence_just_before_exit_is_logged(tmp_path: pathlib.Path) -> None:
+    script = tmp_path / "last_call.py"
+    script.write_text(
+        "import json, structlog, shadowfn\n"
+        "structlog.configure(processors=[structlog.processors.JSONRenderer()])\n"
+        "@shadow_decorator(lambda code: code.lower(), name='exit.lookup')\n"
+        "def lookup(code):\n"
+        "    return code\n"
+        "print('result', lookup('FR'))\n".replace("shadow_decorator", "shadowfn.shadow")
+    )
+
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
+
+    assert done.returncode == 0, done.stderr
+    assert "result FR" in done.stdout
+    assert '"event": "shadow.divergence"' in done.stdout

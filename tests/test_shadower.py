@@ -16,7 +16,7 @@ import structlog
 from structlog.testing import capture_logs
 
 import shadowfn
-from shadowfn import ResponseRecord, ShadowConfig, Shadower, ShadowOutcome
+from shadowfn import ResponseRecord, ShadowConfig, Shadower, ShadowOutcome, shadow
 
 COUNTRIES = [
     {"alpha_2": c.alpha_2, "alpha_3": c.alpha_3, "name": c.name, "numeric": c.numeric}
@@ -528,3 +528,20 @@ async def test_acall_shared_between_tasks() -> None:
         assert outcome.value() == lookup(code)
         assert outcome.outcome == "matched"
     assert shadowfn.stats()["tasks.lookup"].matched == 30
+
+
+def test_decorated_primary_is_shadowed_once() -> None:
+    def encode_v2(record: dict[str, str]) -> str:
+        return json.dumps(record, separators=(",", ":"))
+
+    @shadow(encode_v2, name="shadower.decorated")
+    def encode(record: dict[str, str]) -> str:
+        return json.dumps(record, separators=(",", ":"))
+
+    shadower = Shadower(encode, encode_v2, name="shadower.explicit")
+    outcome = shadower.call({"name": "France"})
+
+    assert outcome.outcome == "matched"
+    assert shadowfn.drain(timeout=5)
+    assert "shadower.decorated" not in shadowfn.stats() or shadowfn.stats()["shadower.decorated"].calls == 0
+    assert shadowfn.stats()["shadower.explicit"].calls == 1
