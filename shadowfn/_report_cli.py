@@ -66,7 +66,10 @@ def run(args: argparse.Namespace) -> int:
     """Read the logs, print the report and write the HTML page; return the exit status.
 
     Returns 0 on success, 1 when standard output was closed early (a broken pipe),
-    and 2 when a file cannot be read or the page cannot be written. Malformed lines are listed in the report and do not change the status.
+    2 when a file cannot be read or the page cannot be written, and 3 when readiness
+    thresholds were given and a function does not meet them, so a CI job can gate a
+    promotion on the logs. Malformed lines are listed in the report and do not change
+    the status.
     """
     thresholds = None
     if args.max_divergence_rate is not None or args.min_samples is not None:
@@ -107,6 +110,10 @@ def run(args: argparse.Namespace) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
+    if thresholds is not None:
+        verdicts = [function.get("readiness", {}).get("ready") for function in data["functions"]]
+        if not verdicts or not all(verdicts):
+            return 3
     return 0
 
 
@@ -123,6 +130,11 @@ def render_text(data: dict[str, Any], out: TextIO) -> None:
         out.write(f"{data['untimed_events']} events have no timestamp and are left out of the timeline\n")
     if not data["functions"]:
         out.write("no shadowfn events found\n")
+        if malformed["count"] and not data["events"] and not data["other_lines"]:
+            out.write(
+                "no line was a JSON object: write the log with structlog.processors.JSONRenderer() "
+                "as the last processor (see docs/report.md)\n"
+            )
     for function in data["functions"]:
         out.write("\n")
         _render_function(function, data["thresholds"], out)

@@ -377,11 +377,15 @@ def test_cli_readiness_thresholds(
 ) -> None:
     path, _ = codec_log
 
-    main(["report", "--format", "json", "--max-divergence-rate", "0.5", "--min-samples", "100", str(path)])
+    loose_status = main(
+        ["report", "--format", "json", "--max-divergence-rate", "0.5", "--min-samples", "100", str(path)]
+    )
     loose = by_function(json.loads(capsys.readouterr().out))
-    main(["report", "--max-divergence-rate", "0.001", str(path)])
+    strict_status = main(["report", "--max-divergence-rate", "0.001", str(path)])
     strict_text = capsys.readouterr().out
 
+    assert loose_status == (0 if all(f["readiness"]["ready"] for f in loose.values()) else 3)
+    assert strict_status == 3
     assert loose["codec.encode"]["readiness"] == {"ready": True, "unmet": []}
     assert "ready (max rate 0.1000%, min samples 10000): no" in strict_text
     assert "fewer than the 10000 required" in strict_text
@@ -576,3 +580,17 @@ def test_large_log_streams_in_bounded_memory(codec_log: tuple[Path, dict[str, An
     assert len(encode_report["timeline"]) <= 240
     assert encode_report["distinct_keys_exact"] is False
     assert peak < size / 10, f"peak {peak} bytes while reading {size} bytes"
+
+
+def test_console_rendered_log_gets_a_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "console.log"
+    log.write_text(
+        "2026-12-04 20:09:48 [warning  ] shadow.divergence  function=codec.encode key=9afe80228bf5b64c\n"
+    )
+
+    status = main(["report", str(log)])
+
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "no line was a JSON object" in out
+    assert "JSONRenderer()" in out
