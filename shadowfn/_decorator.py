@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 import time
 from collections.abc import Callable
 from typing import Any, SupportsIndex, TypeVar, overload
@@ -46,6 +47,20 @@ class _ShadowWrapper(wrapt.FunctionWrapper):  # type: ignore[type-arg]
     def shadow(self) -> ShadowControl:
         control: ShadowControl = self._self_control
         return control
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        super().__set_name__(owner, name)
+        # A candidate named by a string is looked up per call, so a misspelled name
+        # would otherwise show only as internal errors once calls arrive.
+        candidate = self._self_control.candidate
+        if isinstance(candidate, str) and not hasattr(owner, candidate):
+            warnings.warn(
+                f"candidate={candidate!r} on {owner.__qualname__}.{name} names no attribute of "
+                f"{owner.__qualname__}; it is looked up on each instance at call time, so set it "
+                "there or fix the name",
+                UserWarning,
+                stacklevel=2,
+            )
 
     # A shadowed function copies and pickles like a plain function: as itself, and
     # by reference to its module attribute. Without these, wrapt's proxy raises, and

@@ -119,10 +119,12 @@ def test_method_called_through_class_binds_instance() -> None:
 
 
 def test_missing_candidate_method_is_internal_error() -> None:
-    class Service:
-        @shadow("no_such_method")
-        def run(self, x: int) -> int:
-            return x
+    with pytest.warns(UserWarning, match="names no attribute"):
+
+        class Service:
+            @shadow("no_such_method")
+            def run(self, x: int) -> int:
+                return x
 
     assert Service().run(4) == 4
     settle()
@@ -623,3 +625,15 @@ def test_function_without_signature_is_shadowed() -> None:
 def test_key_names_without_signature_are_rejected() -> None:
     with pytest.raises(ValueError, match="has no introspectable signature; pass key= a function"):
         shadow(double, key="name")(getattr)
+
+
+def test_misspelled_method_candidate_warns_at_class_creation() -> None:
+    with pytest.warns(UserWarning, match=r"candidate='lookup_v3' on .*Directory.lookup names no attribute"):
+
+        class Directory:
+            def lookup_v2(self, code: str) -> str:
+                return code
+
+            @shadow("lookup_v3")
+            def lookup(self, code: str) -> str:
+                return code
