@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import inspect
-import warnings
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, SupportsIndex, TypeVar, overload
 
