@@ -49,7 +49,7 @@ class _ShadowWrapper(wrapt.FunctionWrapper):  # type: ignore[type-arg]
         return control
 
     def __set_name__(self, owner: type, name: str) -> None:
-        super().__set_name__(owner, name)
+        super().__set_name__(owner, name)  # type: ignore[misc]
         # A candidate named by a string is looked up per call, so a misspelled name
         # would otherwise show only as internal errors once calls arrive.
         candidate = self._self_control.candidate
