@@ -265,7 +265,7 @@ def print_summary(summary: ReplaySummary, corpus: Corpus, out: TextIO) -> None:
     if not_compared:
         write(f"{_count(not_compared, 'input')} not compared (see outcomes); --strict fails on them\n")
 
-    verdict = "FAIL" if summary.diverged else "OK"
+    verdict = "FAIL" if summary.diverged else "OK" if summary.total else "NO INPUT"
     write(f"result: {verdict}, {summary.diverged} of {_count(summary.total, 'input')} diverged\n")
 
 

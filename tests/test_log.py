@@ -217,3 +217,8 @@ def test_recent_of_zero_is_empty() -> None:
     log.append(make_entry("f", 1))
 
     assert log.recent(0) == []
+
+
+def test_recent_with_name_as_n_suggests_function() -> None:
+    with pytest.raises(ValueError, match=r"write recent\(function='codec.encode'\)"):
+        shadowfn.log.recent("codec.encode")  # type: ignore[arg-type]

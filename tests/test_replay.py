@@ -585,6 +585,7 @@ def test_cli_empty_corpus_exits_two(project: tuple[Path, dict[str, int]]) -> Non
     assert result.returncode == 2
     assert "has no valid inputs" in result.stderr
     assert "line 1: invalid JSON" in result.stdout
+    assert "result: NO INPUT" in result.stdout
 
 
 def test_cli_reads_standard_input(project: tuple[Path, dict[str, int]]) -> None:
