@@ -119,7 +119,8 @@ class DivergenceLog:
             TypeError: ``function`` is not a string or None.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            hint = f"; to filter by function, write recent(function={n!r})" if isinstance(n, str) else ""
+            given: object = n
+            hint = f"; to filter by function, write recent(function={n!r})" if isinstance(given, str) else ""
             raise ValueError(f"n must be an int >= 0 (the number of entries), got {n!r}{hint}")
         if function is not None and not isinstance(function, str):
             raise TypeError(f"function must be a function name (str) or None, got {function!r}")
