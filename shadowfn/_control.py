@@ -23,7 +23,7 @@ from ._readiness import ReadinessReport
 from ._records import error_text
 from ._sampling import decide, split_rate
 from ._stats import FunctionStats, registry
-from ._strict import note_skipped
+from ._strict import note_skipped, take_skipped
 
 __all__ = ["ShadowControl", "divergence_log", "is_async_callable"]
 
@@ -172,6 +172,9 @@ class ShadowControl:
 
         Never raises: a failure of shadowfn itself counts as an internal error.
         """
+        # A strict-mode note left by a caller that never takes it, such as a
+        # Shadower, must not fail the next decorated call in this context.
+        take_skipped()
         try:
             return self._begin(instance, args, kwargs, primary, on_running_loop)
         except Exception as exc:

@@ -1,0 +1,60 @@
+"""Strict mode combined with the other entry points: Shadower, replay, several calls in one context."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pycountry
+
+import shadowfn
+from shadowfn import ShadowConfig, Shadower, shadow
+
+
+def country_name(alpha_2: str) -> str:
+    return pycountry.countries.get(alpha_2=alpha_2).name
+
+
+def country_name_upper(alpha_2: str) -> str:
+    return country_name(alpha_2).upper()
+
+
+def test_shadower_skip_does_not_fail_later_call() -> None:
+    def primary(lock: Any, code: str) -> str:
+        return country_name(code)
+
+    shadower = Shadower(primary, primary, ShadowConfig(timeout=1.0), name="shadower.lookup")
+
+    # The sticky bucket of b"req-key-1" is 52, above rate 10: never sampled.
+    @shadow(country_name_upper, rate=10, key=lambda code: b"req-key-1", timeout=1.0)
+    def lookup(code: str) -> str:
+        return country_name(code)
+
+    with shadowfn.strict():
+        outcome = shadower.call(threading.Lock(), "DE")
+        result = lookup("FR")
+
+    assert outcome.value() == "Germany"
+    assert not outcome.sampled
+    assert shadowfn.stats()["shadower.lookup"].uncopyable == 1
+    assert result == "France"
+    assert lookup.shadow.stats.sampled == 0
+
+
+def test_replay_skip_does_not_fail_later_call() -> None:
+    def primary(lock: Any, code: str) -> str:
+        return country_name(code)
+
+    # The sticky bucket of b"req-key-1" is 52, above rate 10: never sampled.
+    @shadow(country_name_upper, rate=10, key=lambda code: b"req-key-1", timeout=1.0)
+    def lookup(code: str) -> str:
+        return country_name(code)
+
+    shadower = Shadower(primary, primary, ShadowConfig(timeout=1.0), name="replay.lookup")
+    with shadowfn.strict():
+        summary = shadowfn.replay(shadower, [(threading.Lock(), "DE")])
+        result = lookup("FR")
+
+    assert summary.total == 1
+    assert summary.counts.get("matched", 0) == 0
+    assert result == "France"
