@@ -1,0 +1,118 @@
+"""The decorator on callables other than plain functions: partials, callable objects, async objects."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pycountry
+import pytest
+
+import shadowfn
+from shadowfn import Shadower, shadow
+
+
+def country_field(field: str, alpha_2: str) -> str:
+    value: str = getattr(pycountry.countries.get(alpha_2=alpha_2), field)
+    return value
+
+
+class CountryLookup:
+    """A callable object, as a client library or a service class might expose."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    def __call__(self, alpha_2: str) -> str:
+        return country_field(self.field, alpha_2)
+
+
+class AsyncCountryLookup:
+    """A callable object whose ``__call__`` is a coroutine function."""
+
+    async def __call__(self, alpha_2: str) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        country = pycountry.countries.get(alpha_2=alpha_2)
+        return {"alpha_3": country.alpha_3, "name": country.name}
+
+
+async def country_v2(alpha_2: str) -> dict[str, Any]:
+    country = pycountry.countries.get(alpha_2=alpha_2)
+    return {"alpha_3": country.alpha_3, "name": country.name}
+
+
+@pytest.mark.asyncio
+async def test_async_callable_object_primary_matches() -> None:
+    lookup = shadow(country_v2, timeout=1.0, name="async_object")(AsyncCountryLookup())
+
+    result = await lookup("NO")
+
+    assert result == {"alpha_3": "NOR", "name": "Norway"}
+    assert await shadowfn.adrain(timeout=5)
+    stats = lookup.shadow.stats
+    assert stats.matched == 1
+    assert stats.diverged == 0
+    assert len(shadowfn.log) == 0
+
+
+@pytest.mark.asyncio
+async def test_async_callable_object_primary_exception() -> None:
+    class Failing:
+        async def __call__(self, alpha_2: str) -> dict[str, Any]:
+            raise LookupError(alpha_2)
+
+    async def candidate(alpha_2: str) -> dict[str, Any]:
+        raise LookupError(alpha_2)
+
+    lookup = shadow(candidate, timeout=1.0, name="async_object_raises")(Failing())
+
+    with pytest.raises(LookupError):
+        await lookup("XX")
+
+    assert await shadowfn.adrain(timeout=5)
+    assert lookup.shadow.stats.matched == 1
+
+
+def _default_name_in_child(kind: str) -> str:
+    script = (
+        "import functools, sys, shadowfn\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        f"from {__name__} import CountryLookup, country_field\n"
+        f"kind = {kind!r}\n"
+        "primary = CountryLookup('name') if kind == 'object' else functools.partial(country_field, 'name')\n"
+        "print(shadowfn.shadow(primary)(primary).shadow.name)\n"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    return finished.stdout.strip()
+
+
+def test_callable_object_default_name_has_no_address() -> None:
+    primary = CountryLookup("name")
+
+    name = shadow(CountryLookup("official_name"))(primary).shadow.name
+
+    assert name == f"{__name__}.CountryLookup"
+    assert "0x" not in name
+    assert _default_name_in_child("object") == name
+
+
+def test_partial_default_name_has_no_address() -> None:
+    primary = functools.partial(country_field, "name")
+
+    name = shadow(functools.partial(country_field, "official_name"))(primary).shadow.name
+
+    assert name == f"functools.partial({__name__}.country_field)"
+    assert "0x" not in name
+    assert _default_name_in_child("partial") == name
+
+
+def test_shadower_default_name_has_no_address() -> None:
+    shadower = Shadower(CountryLookup("name"), CountryLookup("name"))
+
+    assert shadower.name == f"{__name__}.CountryLookup"
