@@ -515,10 +515,20 @@ def _run_threads(
             collector.add(index, call, outcome)
 
     threads = [threading.Thread(target=work, name="shadowfn-replay", daemon=True) for _ in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    except BaseException as exc:
+        # Ctrl-C reaches the main thread, not the workers: stop them from taking more
+        # inputs, then wait for the calls they are running (another Ctrl-C ends the wait).
+        with lock:
+            failures.append(exc)
+        for thread in threads:
+            if thread.is_alive():
+                thread.join()
+        raise
     if failures:
         raise failures[0]
 
