@@ -472,7 +472,13 @@ async def areplay(
     else:
         if isinstance(inputs, AsyncIterable):
             inputs = [item async for item in inputs]
-        await asyncio.to_thread(_run_threads, shadower, _numbered(inputs), workers, collector)
+        stop = threading.Event()
+        try:
+            await asyncio.to_thread(_run_threads, shadower, _numbered(inputs), workers, collector, stop)
+        except BaseException:
+            # Cancelling the await does not stop the thread, so tell its workers.
+            stop.set()
+            raise
 
     return collector.summary()
 
@@ -488,15 +494,20 @@ def _numbered(inputs: Iterable[Any]) -> Iterator[tuple[int, Any]]:
 
 
 def _run_threads(
-    shadower: Shadower[..., Any], numbered: Iterator[tuple[int, Any]], workers: int, collector: _Collector
+    shadower: Shadower[..., Any],
+    numbered: Iterator[tuple[int, Any]],
+    workers: int,
+    collector: _Collector,
+    stop: threading.Event | None = None,
 ) -> None:
+    """Run the inputs on ``workers`` threads; once ``stop`` is set, no worker takes another input."""
     lock = threading.Lock()
     failures: list[BaseException] = []
 
     def work() -> None:
         while True:
             with lock:
-                if failures:
+                if failures or (stop is not None and stop.is_set()):
                     return
                 try:
                     index, item = next(numbered)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 from collections.abc import Iterator
@@ -71,3 +72,32 @@ def test_failing_input_iterator_stops_replay_workers() -> None:
     _join_replay_threads()
 
     assert _replay_threads() == []
+
+
+@pytest.mark.asyncio
+async def test_cancelled_areplay_stops_sync_workers() -> None:
+    looked_up: list[str] = []
+    fiftieth_input = threading.Event()
+
+    def name_v2(alpha_2: str) -> str:
+        return pycountry.countries.get(alpha_2=alpha_2).name
+
+    @shadow(name_v2, timeout=1.0)
+    def name_v1(alpha_2: str) -> str:
+        looked_up.append(alpha_2)
+        return pycountry.countries.get(alpha_2=alpha_2).name
+
+    def corpus() -> Iterator[tuple[str]]:
+        for position in range(20 * len(COUNTRY_CODES)):
+            if position == 50:
+                fiftieth_input.set()
+            yield (COUNTRY_CODES[position % len(COUNTRY_CODES)],)
+
+    replaying = asyncio.ensure_future(shadowfn.areplay(name_v1, corpus(), concurrency=4, progress=False))
+    assert await asyncio.to_thread(fiftieth_input.wait, 10)
+    replaying.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await replaying
+    _join_replay_threads()
+
+    assert len(looked_up) < 2 * len(COUNTRY_CODES)
