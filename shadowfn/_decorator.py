@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import time
@@ -38,6 +39,27 @@ class _BoundShadowWrapper(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
     def shadow(self) -> ShadowControl:
         control: ShadowControl = self._self_parent._self_control
         return control
+
+    # A shadowed method, once looked up on an instance or a class, copies and
+    # pickles like a plain bound method: pickled as getattr() on its instance or
+    # class, and deep-copied bound to a deep copy of its instance.
+    def __copy__(self) -> _BoundShadowWrapper:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _BoundShadowWrapper:
+        instance = self._self_instance
+        if self._self_binding != "function" or instance is None:
+            return self
+        rebound: _BoundShadowWrapper = self._self_parent.__get__(
+            copy.deepcopy(instance, memo), self._self_owner
+        )
+        return rebound
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        instance = self._self_instance
+        if self._self_binding == "function" and instance is not None:
+            return getattr, (instance, self.__name__)
+        return getattr, (self._self_owner, self.__name__)
 
 
 class _ShadowWrapper(wrapt.FunctionWrapper):  # type: ignore[type-arg]

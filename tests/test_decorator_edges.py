@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +118,79 @@ def test_shadower_default_name_has_no_address() -> None:
     shadower = Shadower(CountryLookup("name"), CountryLookup("name"))
 
     assert shadower.name == f"{__name__}.CountryLookup"
+
+
+def _official_name(alpha_2: str) -> str:
+    country = pycountry.countries.get(alpha_2=alpha_2)
+    official: str = getattr(country, "official_name", country.name)
+    return official
+
+
+class CountryRepository:
+    """Shadowed methods of every kind, at module level so pickle can find them by name."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    def lookup_v2(self, alpha_2: str) -> str:
+        return country_field(self.field, alpha_2)
+
+    @shadow("lookup_v2", timeout=1.0)
+    def lookup(self, alpha_2: str) -> str:
+        return country_field(self.field, alpha_2)
+
+    @shadow(lambda cls, alpha_2: _official_name(alpha_2), timeout=1.0)
+    @classmethod
+    def official(cls, alpha_2: str) -> str:
+        return _official_name(alpha_2)
+
+    @shadow(_official_name, timeout=1.0)
+    @staticmethod
+    def official_static(alpha_2: str) -> str:
+        return _official_name(alpha_2)
+
+
+def test_bound_method_deepcopy_copies_instance() -> None:
+    repository = CountryRepository("name")
+
+    copied = copy.deepcopy(repository.lookup)
+    repository.field = "alpha_3"
+
+    assert copied("DE") == "Germany"
+    assert repository.lookup("DE") == "DEU"
+    assert copy.copy(repository.lookup)("DE") == "DEU"
+    assert copied.shadow is CountryRepository.lookup.shadow
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [
+        (lambda: CountryRepository("name").lookup, "Germany"),
+        (lambda: CountryRepository.official, "Federal Republic of Germany"),
+        (lambda: CountryRepository("name").official, "Federal Republic of Germany"),
+        (lambda: CountryRepository.official_static, "Federal Republic of Germany"),
+    ],
+    ids=["bound", "classmethod", "classmethod-instance", "staticmethod"],
+)
+def test_shadowed_methods_pickle(method: Any, expected: str) -> None:
+    restored = pickle.loads(pickle.dumps(method()))
+
+    assert restored("DE") == expected
+    assert restored.shadow.name == method().shadow.name
+
+
+def test_bound_method_argument_is_copied() -> None:
+    def apply_v2(lookup: Any, alpha_2: str) -> str:
+        result: str = lookup(alpha_2)
+        return result
+
+    @shadow(apply_v2, timeout=1.0)
+    def apply(lookup: Any, alpha_2: str) -> str:
+        result: str = lookup(alpha_2)
+        return result
+
+    assert apply(CountryRepository("name").lookup, "FR") == "France"
+
+    assert shadowfn.drain(timeout=5)
+    assert apply.shadow.stats.uncopyable == 0
+    assert apply.shadow.stats.matched == 1
