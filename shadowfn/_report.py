@@ -16,7 +16,7 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from ._preview import preview
 from ._readiness import KeySketch, ReadinessReport
@@ -261,7 +261,7 @@ def _diff_changes(diff: Any) -> Iterator[tuple[str, str, Any, Any]]:
             yield "(compare)", "changed", None, None
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: Any) -> TypeGuard[int | float]:
     """Return whether ``value`` is an int or a finite float, not a bool (JSON ``true``, ``NaN``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
