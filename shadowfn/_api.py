@@ -80,9 +80,12 @@ def configure(*, max_pending: int | None = None, log_capacity: int | None = None
     """
     from ._control import divergence_log
 
+    # Check both limits before setting either, so a rejected call changes nothing.
+    for parameter, value in (("max_pending", max_pending), ("log_capacity", log_capacity)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{parameter} must be a positive int, got {value!r}")
+
     if max_pending is not None:
-        if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
-            raise ValueError(f"max_pending must be a positive int, got {max_pending!r}")
         _configure_executor(max_pending)
     if log_capacity is not None:
         divergence_log.capacity = log_capacity
