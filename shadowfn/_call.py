@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _events, _metrics
 from ._divergence import Divergence, diff_records
-from ._executor import admission, pool, timer, tracker
+from ._executor import admission, bounded, pool, timer, tracker
 from ._log import DivergenceEntry
 from ._preview import preview
 from ._readiness import key_hash
@@ -99,7 +99,7 @@ class ShadowCall:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the call settles; False when ``timeout`` seconds pass first."""
-        return self._done.wait(timeout)
+        return self._done.wait(bounded(timeout))
 
     @property
     def primary_ms(self) -> float:

@@ -18,9 +18,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["admission", "loop_thread", "pool", "timer", "tracker"]
+__all__ = ["admission", "bounded", "loop_thread", "pool", "timer", "tracker"]
 
 DEFAULT_MAX_PENDING = 32
+
+
+def bounded(seconds: float | None) -> float | None:
+    """Clamp a wait to ``threading.TIMEOUT_MAX``, past which lock waits raise OverflowError.
+
+    A longer ``timeout=``, strict-mode grace or drain timeout is accepted, and
+    every wait whose length comes from such a setting goes through here, so
+    none of them can raise or kill a shadowfn thread.
+    """
+    return None if seconds is None else min(seconds, threading.TIMEOUT_MAX)
 
 
 class WorkerPool:
@@ -120,7 +130,7 @@ class Timer:
                     wait = self._heap[0][0] - time.monotonic()
                     if wait <= 0:
                         break
-                    self._changed.wait(wait)
+                    self._changed.wait(bounded(wait))
                 _, _, callback = heapq.heappop(self._heap)
             callback()
 
@@ -190,7 +200,7 @@ class Tracker:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
-                self._settled.wait(remaining)
+                self._settled.wait(bounded(remaining))
         return True
 
 
