@@ -79,6 +79,8 @@ class ShadowCall:
         self._task: asyncio.Task[None] | None = None
         self._task_loop: asyncio.AbstractEventLoop | None = None
         self.noise: NoiseRun | None = None
+        # The timer entry of the candidate's deadline, cancelled once the call is over.
+        self._deadline: list[Any] | None = None
 
         # The result, readable once ``done()`` is true.
         self.outcome: str | None = None
@@ -135,7 +137,7 @@ class ShadowCall:
             if call is not None:
                 call._on_timeout()
 
-        timer.call_at(time.monotonic() + self.control.config.timeout, on_deadline)
+        self._deadline = timer.call_at(time.monotonic() + self.control.config.timeout, on_deadline)
         pool.submit(self._run_sync_candidate)
 
     def start_task(self, loop: asyncio.AbstractEventLoop, keep: set[asyncio.Task[None]]) -> None:
@@ -152,7 +154,7 @@ class ShadowCall:
         task.add_done_callback(keep.discard)
         task.add_done_callback(self._task_ended)
         self._task, self._task_loop = task, loop
-        timer.call_at(time.monotonic() + self.control.config.timeout, self._on_task_deadline)
+        self._deadline = timer.call_at(time.monotonic() + self.control.config.timeout, self._on_task_deadline)
 
     def _on_task_deadline(self) -> None:
         task, loop = self._task, self._task_loop
@@ -340,7 +342,15 @@ class ShadowCall:
             self.args = ()
             self.kwargs = {}
         if release:
+            self._cancel_deadline()
             admission.release(self.control.name)
+
+    def _cancel_deadline(self) -> None:
+        # Settled and the candidate ended: the deadline has nothing left to do.
+        deadline = self._deadline
+        if deadline is not None:
+            self._deadline = None
+            timer.cancel(deadline)
 
     # Comparison and settling ---------------------------------------------------
 
@@ -440,6 +450,7 @@ class ShadowCall:
                 _run_callback(callback, self)
             # Free the slot first, so that after drain() every settled call's slot is free.
             if release:
+                self._cancel_deadline()
                 admission.release(self.control.name)
             tracker.closed()
 

@@ -1,0 +1,62 @@
+"""The deadline timer under long timeouts: settled calls leave nothing behind until their deadline."""
+
+from __future__ import annotations
+
+import pycountry
+import pytest
+
+import shadowfn
+from shadowfn import shadow
+from shadowfn._executor import timer
+
+# A generous candidate timeout, as a slow backend might need: an hour.
+HOUR = 3600.0
+CODES = [country.alpha_2 for country in pycountry.countries]
+# Fewer calls than the default pending bound (32) between drains, so none is shed.
+BATCH = 16
+
+
+def country_name(alpha_2: str) -> str:
+    return pycountry.countries.get(alpha_2=alpha_2).name
+
+
+def _pending_deadlines() -> int:
+    return len(timer._heap)
+
+
+def test_settled_sync_calls_leave_no_deadlines() -> None:
+    @shadow(country_name, timeout=HOUR)
+    def lookup(alpha_2: str) -> str:
+        return country_name(alpha_2)
+
+    before = _pending_deadlines()
+    for _ in range(4):
+        for position, code in enumerate(CODES):
+            lookup(code)
+            if position % BATCH == 0:
+                assert shadowfn.drain(timeout=10)
+    assert shadowfn.drain(timeout=10)
+
+    assert lookup.shadow.stats.matched == 4 * len(CODES)
+    assert _pending_deadlines() - before < 100
+
+
+@pytest.mark.asyncio
+async def test_settled_async_calls_leave_no_deadlines() -> None:
+    async def name_v2(alpha_2: str) -> str:
+        return country_name(alpha_2)
+
+    @shadow(name_v2, timeout=HOUR)
+    async def lookup(alpha_2: str) -> str:
+        return country_name(alpha_2)
+
+    before = _pending_deadlines()
+    for _ in range(4):
+        for position, code in enumerate(CODES):
+            await lookup(code)
+            if position % BATCH == 0:
+                assert await shadowfn.adrain(timeout=10)
+    assert await shadowfn.adrain(timeout=10)
+
+    assert lookup.shadow.stats.matched == 4 * len(CODES)
+    assert _pending_deadlines() - before < 100
