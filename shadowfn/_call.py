@@ -215,8 +215,10 @@ class ShadowCall:
                 return
             compare_value = _isolated(value) if config.compare is not None else None
             self._primary_done(record, compare_value, seconds)
-        except Exception as exc:
+        except BaseException as exc:
+            # Also SystemExit or KeyboardInterrupt raised by the value's own code.
             self._settle("internal_errors", error=exc, stage="primary")
+            _reraise_interrupt(exc)
 
     def primary_raised(self, exc: BaseException, seconds: float) -> None:
         try:
@@ -231,8 +233,9 @@ class ShadowCall:
                 self.abandon()
                 return
             self._primary_done(snapshot_exception(exc), None, seconds)
-        except Exception as error:
+        except BaseException as error:
             self._settle("internal_errors", error=error, stage="primary")
+            _reraise_interrupt(error)
 
     def abandon(self) -> None:
         """Give up on this call (the caller was cancelled): settle as cancelled and stop an async candidate."""
@@ -357,7 +360,8 @@ class ShadowCall:
     def _finish(self) -> None:
         try:
             self._compare_and_settle()
-        except Exception as exc:
+        except BaseException as exc:
+            # Runs off the caller's path, so even SystemExit from a value's code ends here.
             self._settle("internal_errors", error=exc, stage="compare")
 
     def _compare_and_settle(self) -> None:
@@ -531,6 +535,12 @@ class ShadowCall:
                 exc_info=error,
                 **timing,
             )
+
+
+def _reraise_interrupt(exc: BaseException) -> None:
+    """Re-raise a KeyboardInterrupt caught on the caller's path: it may be the user's Ctrl-C."""
+    if isinstance(exc, KeyboardInterrupt):
+        raise exc
 
 
 def _run_callback(callback: Callable[[ShadowCall], None], call: ShadowCall) -> None:

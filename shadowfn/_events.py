@@ -75,8 +75,9 @@ class _Emitter:
                 self._busy = True
             try:
                 context.run(getattr(_logger, level), event, **fields)
-            except Exception:
-                # A failing processor or sink loses this event only; count it.
+            except BaseException:
+                # A failing processor or sink, even one raising SystemExit, loses
+                # this event only; count it.
                 self.failed += 1
 
 

@@ -83,8 +83,12 @@ class WorkerPool:
                     self._idle -= 1
                 job = self._jobs.pop(0)
             # Jobs are shadowfn's own functions, which catch everything the
-            # candidate and the hooks raise.
-            job()
+            # candidate and the hooks raise. The guard keeps the worker alive if
+            # one does not, because a dead worker still counts toward max_workers.
+            try:
+                job()
+            except BaseException:
+                pass
             # Drop the finished job, so an idle worker keeps no call alive.
             del job
 

@@ -100,7 +100,8 @@ class _Recorder:
                 self._busy = True
             try:
                 _export(instruments, measurement)
-            except Exception as exc:
+            except BaseException as exc:
+                # BaseException too: an exporter's SystemExit must not end this thread.
                 self.failed += 1
                 suppressed = _failure_warnings.allow("metrics")
                 if suppressed is not None:
