@@ -218,7 +218,7 @@ class ShadowCall:
         except BaseException as exc:
             # Also SystemExit or KeyboardInterrupt raised by the value's own code.
             self._settle("internal_errors", error=exc, stage="primary")
-            _reraise_interrupt(exc)
+            reraise_interrupt(exc)
 
     def primary_raised(self, exc: BaseException, seconds: float) -> None:
         try:
@@ -235,7 +235,7 @@ class ShadowCall:
             self._primary_done(snapshot_exception(exc), None, seconds)
         except BaseException as error:
             self._settle("internal_errors", error=error, stage="primary")
-            _reraise_interrupt(error)
+            reraise_interrupt(error)
 
     def abandon(self) -> None:
         """Give up on this call (the caller was cancelled): settle as cancelled and stop an async candidate."""
@@ -537,7 +537,7 @@ class ShadowCall:
             )
 
 
-def _reraise_interrupt(exc: BaseException) -> None:
+def reraise_interrupt(exc: BaseException) -> None:
     """Re-raise a KeyboardInterrupt caught on the caller's path: it may be the user's Ctrl-C."""
     if isinstance(exc, KeyboardInterrupt):
         raise exc

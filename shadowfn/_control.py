@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _events
-from ._call import ShadowCall
+from ._call import ShadowCall, reraise_interrupt
 from ._config import ShadowConfig, check_rate
 from ._executor import admission, loop_thread, tracker
 from ._keys import KeyBuilder, UnencodableError, qualified_name
@@ -170,14 +170,19 @@ class ShadowControl:
         else on shadowfn's background loop. A caller that blocks its own loop
         while it waits for the outcome must pass ``on_running_loop=False``.
 
-        Never raises: a failure of shadowfn itself counts as an internal error.
+        A failure here, of shadowfn or of a key function or ``__deepcopy__``,
+        counts as an internal error and is not raised. The one exception is
+        KeyboardInterrupt, re-raised after counting because it may be the
+        user's Ctrl-C.
         """
         # A strict-mode note left by a caller that never takes it, such as a
         # Shadower, must not fail the next decorated call in this context.
         take_skipped()
         try:
             return self._begin(instance, args, kwargs, primary, on_running_loop)
-        except Exception as exc:
+        except BaseException as exc:
+            # BaseException too: a key function's or a __deepcopy__'s SystemExit is
+            # theirs, not the caller's. Only KeyboardInterrupt is re-raised, below.
             self.counters.count_call(True, "internal_errors")
             note_skipped("internal_errors")
             _events.emit(
@@ -189,6 +194,7 @@ class ShadowControl:
                 error=error_text(exc),
                 exc_info=exc,
             )
+            reraise_interrupt(exc)
             return None
 
     def _begin(
