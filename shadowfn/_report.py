@@ -14,6 +14,7 @@ import json
 import math
 import re
 import sys
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeGuard
@@ -346,7 +347,12 @@ class LogReport:
         self.files.append(source)
         number = 0
         while True:
-            line = stream.readline(MAX_LINE_BYTES + 1)
+            try:
+                line = stream.readline(MAX_LINE_BYTES + 1)
+            except (EOFError, zlib.error) as exc:
+                # A gzip file cut off or damaged: keep what was read before it.
+                self._malformed(source, number + 1, f"unreadable compressed data: {exc}")
+                break
             if not line:
                 break
             number += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -98,3 +99,22 @@ def test_timeline_near_year_one_renders(tmp_path: Path, capsys: pytest.CaptureFi
     timeline = data["functions"][0]["timeline"]
     assert sum(point["compared"] for point in timeline) == 300
     assert timeline[0]["start"] == "0001-01-01T00:00:00Z"
+
+
+def _gzip_log(lines: int) -> bytes:
+    text = "".join(json.dumps({**MATCH, "key": f"{number:016x}"}) + "\n" for number in range(lines))
+    return gzip.compress(text.encode(), mtime=0)
+
+
+def test_truncated_gzip_log_reports_lines_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    compressed = _gzip_log(20000)
+    log = tmp_path / "app.log.gz"
+    # A copy cut off mid-transfer, or a log compressed while it was read.
+    log.write_bytes(compressed[: len(compressed) // 2])
+
+    data = _report(log, capsys)
+
+    assert 0 < data["events"] < 20000
+    assert data["malformed"]["count"] == 1
+    assert data["malformed"]["lines"][0]["line"] == data["lines"] + 1
+    assert "compressed" in data["malformed"]["lines"][0]["reason"]
