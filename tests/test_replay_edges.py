@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import signal
 import threading
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 
 import shadowfn
 from shadowfn import shadow
+from shadowfn._replay_cli import Corpus
 
 COUNTRY_CODES = [country.alpha_2 for country in pycountry.countries]
 
@@ -101,3 +103,16 @@ async def test_cancelled_areplay_stops_sync_workers() -> None:
     _join_replay_threads()
 
     assert len(looked_up) < 2 * len(COUNTRY_CODES)
+
+
+def test_deeply_nested_corpus_line_is_a_bad_line() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    stream = io.BytesIO(f'["DE"]\n{deep}\n["FR"]\n'.encode())
+    corpus = Corpus(stream, "inputs.jsonl")
+
+    calls = list(corpus.calls())
+
+    assert [call.args for call in calls] == [("DE",), ("FR",)]
+    assert corpus.line_numbers == [1, 3]
+    assert [number for number, _ in corpus.bad_lines] == [2]
+    assert "nested" in corpus.bad_lines[0][1]
