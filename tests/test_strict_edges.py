@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
 import pycountry
+import pytest
 
 import shadowfn
-from shadowfn import ShadowConfig, Shadower, shadow
+from shadowfn import DivergenceError, ShadowConfig, Shadower, shadow
+from shadowfn._strict import is_strict
 
 
 def country_name(alpha_2: str) -> str:
@@ -58,3 +61,44 @@ def test_replay_skip_does_not_fail_later_call() -> None:
     assert summary.total == 1
     assert summary.counts.get("matched", 0) == 0
     assert result == "France"
+
+
+@shadow(country_name_upper, timeout=1.0)
+def diverging_lookup(code: str) -> str:
+    return country_name(code)
+
+
+@pytest.mark.asyncio
+async def test_strict_as_decorator_covers_coroutine() -> None:
+    @shadowfn.strict()
+    async def check(code: str) -> str:
+        await asyncio.sleep(0)
+        return diverging_lookup(code)
+
+    with pytest.raises(DivergenceError) as raised:
+        await check("SE")
+
+    assert raised.value.outcome == "diverged"
+    assert not is_strict()
+
+
+def test_strict_as_decorator_covers_function() -> None:
+    @shadowfn.strict(grace=0.5)
+    def check(code: str) -> str:
+        return diverging_lookup(code)
+
+    with pytest.raises(DivergenceError):
+        check("SE")
+
+    assert not is_strict()
+    assert check.__name__ == "check"
+
+
+def test_strict_block_nests_and_restores() -> None:
+    with shadowfn.strict():
+        with shadowfn.strict(grace=0):
+            assert is_strict()
+        assert is_strict()
+
+    assert not is_strict()
+    assert diverging_lookup("SE") == "Sweden"
