@@ -207,6 +207,11 @@ class ShadowControl:
     ) -> ShadowCall | None:
         counters = self.counters
         key: bytes | None = None
+        original = (args, kwargs)
+        if instance is None and args and isinstance(self.candidate, str) and self._method_kind == "function":
+            # A method called unbound, as property and cached_property call their
+            # getter: the first argument is the instance to look the candidate up on.
+            instance, args = args[0], args[1:]
         builder = self._builder(instance)
 
         # 1. Sampling. Rate 100 needs no key, so none is built on the caller's path.
@@ -232,7 +237,6 @@ class ShadowControl:
 
         # 3. The candidate's own copy of the arguments.
         started = False
-        original = (args, kwargs)
         try:
             if self.config.copy_args:
                 copied = self._copy_arguments(args, kwargs)

@@ -194,3 +194,41 @@ def test_bound_method_argument_is_copied() -> None:
     assert shadowfn.drain(timeout=5)
     assert apply.shadow.stats.uncopyable == 0
     assert apply.shadow.stats.matched == 1
+
+
+class CountryRecord:
+    """Shadowed getters under property and functools.cached_property, which call them unbound."""
+
+    def __init__(self, alpha_2: str) -> None:
+        self.alpha_2 = alpha_2
+
+    def name_v2(self) -> str:
+        return country_field("name", self.alpha_2)
+
+    @property
+    @shadow("name_v2", timeout=1.0)
+    def name(self) -> str:
+        return country_field("name", self.alpha_2)
+
+    def alpha_3_v2(self) -> str:
+        return country_field("alpha_3", self.alpha_2)
+
+    @functools.cached_property
+    @shadow("alpha_3_v2", timeout=1.0)
+    def alpha_3(self) -> str:
+        return country_field("alpha_3", self.alpha_2)
+
+
+def test_method_name_candidate_under_property() -> None:
+    records = [CountryRecord(code) for code in ("DE", "FR", "JP")]
+
+    names = [record.name for record in records]
+    alpha_3 = [record.alpha_3 for record in records]
+
+    assert names == ["Germany", "France", "Japan"]
+    assert alpha_3 == ["DEU", "FRA", "JPN"]
+    assert shadowfn.drain(timeout=5)
+    for function in ("CountryRecord.name", "CountryRecord.alpha_3"):
+        stats = shadowfn.stats()[f"{__name__}.{function}"]
+        assert stats.internal_errors == 0
+        assert stats.matched == 3
