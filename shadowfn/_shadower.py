@@ -194,7 +194,8 @@ class Shadower(Generic[P, R]):
         control = self._control
         if not self._always and (not SWITCH.enabled or control.rate <= 0 or _IN_CANDIDATE.get()):
             return None
-        return control.begin(None, args, kwargs, on_running_loop=on_running_loop)
+        # The primary goes along so that noise_rate can run it a second time.
+        return control.begin(None, args, kwargs, self._primary, on_running_loop=on_running_loop)
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> ShadowOutcome[R]:
         """Call the primary and, when sampled, the candidate; wait for both and compare.
