@@ -157,10 +157,13 @@ class Timer:
                     if wait <= 0:
                         break
                     self._changed.wait(bounded(wait))
-                _, _, callback = heapq.heappop(self._heap)
+                entry = heapq.heappop(self._heap)
+                callback = entry[2]
                 if callback is None:
                     self._cancelled -= 1
                     continue
+                # A later cancel() of a fired entry must not count it as still in the heap.
+                entry[2] = None
             callback()
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+
 import pycountry
 import pytest
 
 import shadowfn
 from shadowfn import shadow
-from shadowfn._executor import timer
+from shadowfn._executor import admission, timer
 
 # A generous candidate timeout, as a slow backend might need: an hour.
 HOUR = 3600.0
@@ -60,3 +64,38 @@ async def test_settled_async_calls_leave_no_deadlines() -> None:
 
     assert lookup.shadow.stats.matched == 4 * len(CODES)
     assert _pending_deadlines() - before < 100
+
+
+def test_fired_deadlines_are_not_counted_as_cancelled() -> None:
+    release = threading.Event()
+
+    def waits(alpha_2: str) -> str:
+        release.wait(10)
+        return country_name(alpha_2)
+
+    @shadow(waits, timeout=0.05)
+    def lookup(alpha_2: str) -> str:
+        return country_name(alpha_2)
+
+    cancelled_before = timer._cancelled
+    for code in CODES[:BATCH]:
+        lookup(code)
+    try:
+        assert _poll(lambda: lookup.shadow.stats.timeouts == BATCH, 5)
+    finally:
+        release.set()
+    # Timed-out calls settle at once; their candidates end, and free their slots, later.
+    assert _poll(lambda: admission.pending == 0, 5)
+
+    # Every deadline fired before its call ended, so none is left to cancel.
+    assert timer._cancelled == cancelled_before
+
+
+def _poll(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    pause = threading.Event()
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        pause.wait(0.01)
+    return condition()
