@@ -323,6 +323,11 @@ class ShadowCall:
             self._candidate_value = value
             self._candidate_ms = seconds * 1000
             ready = self._primary is not None
+            # The candidate is over: mark it ended now, under the lock, so whichever
+            # thread settles the call frees its slot before drain() can return.
+            self._candidate_ended = True
+            self.args = ()
+            self.kwargs = {}
         if not ready:
             return
         if inline:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pycountry
 import pytest
@@ -99,3 +100,31 @@ def _poll(condition: Callable[[], bool], seconds: float) -> bool:
             return True
         pause.wait(0.01)
     return condition()
+
+
+@pytest.fixture
+def four_pending() -> Iterator[None]:
+    limit = admission.max_pending
+    interval = sys.getswitchinterval()
+    shadowfn.configure(max_pending=4)
+    # Switch threads as often as possible, so a short race shows up in a short test.
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(interval)
+    shadowfn.configure(max_pending=limit)
+
+
+def test_drain_frees_every_slot_for_next_batch(four_pending: None) -> None:
+    @shadow(country_name, timeout=1.0)
+    def lookup(alpha_2: str) -> str:
+        return country_name(alpha_2)
+
+    for _ in range(4):
+        for start in range(0, len(CODES) - 4, 4):
+            for code in CODES[start : start + 4]:
+                lookup(code)
+            assert shadowfn.drain(timeout=5)
+
+    stats = lookup.shadow.stats
+    assert stats.shed == 0
+    assert stats.matched == stats.calls
