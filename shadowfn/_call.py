@@ -79,6 +79,8 @@ class ShadowCall:
         self._task: asyncio.Task[None] | None = None
         self._task_loop: asyncio.AbstractEventLoop | None = None
         self.noise: NoiseRun | None = None
+        # The counters' generation when this call was counted; see Counters.reset().
+        self.generation = control.counters.generation
         # The timer entry of the candidate's deadline, cancelled once the call is over.
         self._deadline: list[Any] | None = None
 
@@ -440,8 +442,10 @@ class ShadowCall:
         self.primary_record = self._primary
         self.error = error
         try:
-            self.control.counters.settle(outcome)
-            if self.key is not None and outcome in ("matched", "diverged"):
+            # NOTE: a call counted before a counters reset is left out of the counters,
+            # but its divergence still reaches shadowfn.log and structlog.
+            counted = self.control.counters.settle(outcome, self.generation)
+            if counted and self.key is not None and outcome in ("matched", "diverged"):
                 self.control.counters.keys.add(key_hash(self.key))
             _metrics.record(
                 self.control.name,

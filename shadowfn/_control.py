@@ -252,7 +252,7 @@ class ShadowControl:
                 return None
 
             # 4. Start it.
-            counters.count_call(True)
+            generation = counters.count_call(True)
             tracker.opened()
             started = True
             call = ShadowCall(
@@ -264,6 +264,7 @@ class ShadowControl:
                 contextvars.copy_context(),
                 None if key is not None else builder.build,
             )
+            call.generation = generation
             try:
                 self._start(call, candidate, on_running_loop)
             except Exception as exc:

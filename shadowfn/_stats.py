@@ -78,10 +78,16 @@ class Counters:
         self._values = {f.name: 0 for f in fields(FunctionStats)}
         # Distinct keys of compared calls, counted when a call settles.
         self.keys = KeySketch()
+        # Incremented by reset(), so a call counted before a reset is not settled after it.
+        self.generation = 0
 
-    def count_call(self, sampled: bool = False, outcome: str | None = None) -> None:
-        """Count one call; a sampled call is either settled now or left pending."""
+    def count_call(self, sampled: bool = False, outcome: str | None = None) -> int:
+        """Count one call; a sampled call is either settled now or left pending.
+
+        Returns the generation to pass to :meth:`settle`.
+        """
         with self._lock:
+            generation = self.generation
             values = self._values
             values["calls"] += 1
             if sampled:
@@ -94,11 +100,20 @@ class Counters:
             # Settled before a candidate started (shed, unkeyable, ...): no durations.
             _metrics.record(self.name, outcome)
 
-    def settle(self, outcome: str) -> None:
-        """Move one pending call to ``outcome``."""
+        return generation
+
+    def settle(self, outcome: str, generation: int | None = None) -> bool:
+        """Move one pending call to ``outcome``.
+
+        Returns False, counting nothing, when ``generation`` (from
+        :meth:`count_call`) is given and a reset came in between.
+        """
         with self._lock:
+            if generation is not None and generation != self.generation:
+                return False
             self._values["pending"] -= 1
             self._values[outcome] += 1
+            return True
 
     def snapshot(self) -> FunctionStats:
         with self._lock:
@@ -108,6 +123,7 @@ class Counters:
         with self._lock:
             for counter in self._values:
                 self._values[counter] = 0
+            self.generation += 1
         self.keys.reset()
 
 
