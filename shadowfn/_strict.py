@@ -47,6 +47,10 @@ class _StrictMode:
 
 
 _STRICT: contextvars.ContextVar[_StrictMode | None] = contextvars.ContextVar("shadowfn_strict", default=None)
+# The strict modes that enclosing blocks set, innermost last, to restore on exit.
+_OUTER: contextvars.ContextVar[tuple[_StrictMode | None, ...]] = contextvars.ContextVar(
+    "shadowfn_strict_outer", default=()
+)
 # The outcome of a call that started no candidate, noted by the admission step in
 # strict mode and taken by the wrapper right after it.
 _SKIPPED: contextvars.ContextVar[str | None] = contextvars.ContextVar("shadowfn_strict_skipped", default=None)
@@ -130,13 +134,17 @@ class StrictBlock:
 
     def __init__(self, mode: _StrictMode) -> None:
         self._mode = mode
-        self._tokens: list[contextvars.Token[_StrictMode | None]] = []
 
     def __enter__(self) -> None:
-        self._tokens.append(_STRICT.set(self._mode))
+        # The modes to restore are kept per context, not on the block, so one
+        # block can be entered from several threads or tasks at once.
+        _OUTER.set((*_OUTER.get(), _STRICT.get()))
+        _STRICT.set(self._mode)
 
     def __exit__(self, *exc_info: object) -> None:
-        _STRICT.reset(self._tokens.pop())
+        outer = _OUTER.get()
+        _STRICT.set(outer[-1])
+        _OUTER.set(outer[:-1])
 
     def __call__(self, function: F) -> F:
         # contextlib's decorator form would leave a coroutine function's body,

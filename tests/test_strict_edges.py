@@ -102,3 +102,34 @@ def test_strict_block_nests_and_restores() -> None:
 
     assert not is_strict()
     assert diverging_lookup("SE") == "Sweden"
+
+
+def test_shared_strict_block_in_two_threads() -> None:
+    block = shadowfn.strict()
+    both_inside = threading.Barrier(2, timeout=5)
+    first_left = threading.Event()
+    errors: list[BaseException] = []
+    states: list[bool] = []
+
+    def enter_and_leave(leave_first: bool) -> None:
+        try:
+            with block:
+                both_inside.wait()
+                if not leave_first:
+                    assert first_left.wait(5)
+            states.append(is_strict())
+            if leave_first:
+                first_left.set()
+        except BaseException as exc:
+            errors.append(exc)
+            first_left.set()
+
+    threads = [threading.Thread(target=enter_and_leave, args=(first,)) for first in (True, False)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+
+    assert errors == []
+    assert states == [False, False]
+    assert not is_strict()
