@@ -81,9 +81,12 @@ def configure(*, max_pending: int | None = None, log_capacity: int | None = None
     """
     from ._control import divergence_log
 
+    # Check both limits before setting either, so a rejected call changes nothing.
+    for parameter, value in (("max_pending", max_pending), ("log_capacity", log_capacity)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{parameter} must be a positive int, got {value!r}")
+
     if max_pending is not None:
-        if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
-            raise ValueError(f"max_pending must be a positive int, got {max_pending!r}")
         _configure_executor(max_pending)
     if log_capacity is not None:
         if isinstance(log_capacity, bool) or not isinstance(log_capacity, int) or log_capacity < 1:
@@ -92,13 +95,21 @@ def configure(*, max_pending: int | None = None, log_capacity: int | None = None
 
 
 # At exit, a call made just before the end of a script should still be logged, but a
-# hung candidate must not hold the process: wait briefly for outcomes and events.
-EXIT_OUTCOME_WAIT_S = 0.2
+# hung candidate must not hold the process. So shadowfn waits while outcomes keep
+# arriving, and stops once none has arrived for EXIT_STALL_S (the calls left are stuck)
+# or after EXIT_OUTCOME_WAIT_S in all; then it flushes queued events.
+EXIT_OUTCOME_WAIT_S = 1.0
+EXIT_STALL_S = 0.15
 EXIT_EVENT_WAIT_S = 0.3
 
 
 def _finish_at_exit() -> None:
-    tracker.wait(EXIT_OUTCOME_WAIT_S)
+    deadline = time.monotonic() + EXIT_OUTCOME_WAIT_S
+    while tracker.open and time.monotonic() < deadline:
+        before = tracker.open
+        tracker.wait(EXIT_STALL_S)
+        if tracker.open >= before:
+            break
     _events.flush(EXIT_EVENT_WAIT_S)
 
 

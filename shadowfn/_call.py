@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _events, _metrics
 from ._divergence import Divergence, diff_records
-from ._executor import admission, pool, timer, tracker
+from ._executor import admission, bounded, pool, timer, tracker
 from ._log import DivergenceEntry
 from ._preview import preview
 from ._readiness import key_hash
@@ -85,6 +85,10 @@ class ShadowCall:
         # settled and none is left, so a hung hook still counts against the bound.
         self._holders = 1
         self._released = False
+        # The thread running the job that holds the slot, and whether settling from
+        # that job left closing the call (for drain()) to the job's end.
+        self._job_thread: int | None = None
+        self._close_deferred = False
         self._candidate_ended = False
         # The comparison's deadline is armed on the timer only for a call whose
         # comparison is still running when the candidate's deadline passes, so
@@ -100,6 +104,10 @@ class ShadowCall:
         self._task: asyncio.Task[None] | None = None
         self._task_loop: asyncio.AbstractEventLoop | None = None
         self.noise: NoiseRun | None = None
+        # The counters' generation when this call was counted; see Counters.reset().
+        self.generation = control.counters.generation
+        # The timer entry of the candidate's deadline, cancelled once the call is over.
+        self._deadline: list[Any] | None = None
 
         # The result, readable once ``done()`` is true.
         self.outcome: str | None = None
@@ -120,7 +128,7 @@ class ShadowCall:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the call settles; False when ``timeout`` seconds pass first."""
-        return self._done.wait(timeout)
+        return self._done.wait(bounded(timeout))
 
     @property
     def primary_ms(self) -> float:
@@ -147,7 +155,9 @@ class ShadowCall:
 
     def start_in_pool(self) -> None:
         """Run a sync candidate on the worker pool, with a deadline on the timer thread."""
-        _call_at(time.monotonic() + self.control.config.timeout, self, ShadowCall._on_timeout)
+        self._deadline = _call_at(
+            time.monotonic() + self.control.config.timeout, self, ShadowCall._on_timeout
+        )
         pool.submit(self._run_sync_candidate)
 
     def start_task(self, loop: asyncio.AbstractEventLoop, keep: set[asyncio.Task[None]]) -> None:
@@ -165,7 +175,7 @@ class ShadowCall:
         task.add_done_callback(self._task_ended)
         self._task, self._task_loop = task, loop
         deadline = time.monotonic() + self.control.config.timeout + CANCEL_GRACE_SECONDS
-        _call_at(deadline, self, ShadowCall._on_task_deadline)
+        self._deadline = _call_at(deadline, self, ShadowCall._on_task_deadline)
 
     def _on_task_deadline(self) -> None:
         task, loop = self._task, self._task_loop
@@ -244,6 +254,7 @@ class ShadowCall:
             raise
         except BaseException as exc:
             self._settle("internal_errors", error=exc, stage="primary")
+            reraise_interrupt(exc)
 
     def primary_raised(self, exc: BaseException, seconds: float) -> None:
         """Record the primary's exception; called on the caller's path, raises only KeyboardInterrupt."""
@@ -264,6 +275,7 @@ class ShadowCall:
             raise
         except BaseException as error:
             self._settle("internal_errors", error=error, stage="primary")
+            reraise_interrupt(error)
 
     def start_failed(self, error: BaseException) -> None:
         """Settle a call whose candidate could not be started, such as when no thread can start."""
@@ -292,6 +304,7 @@ class ShadowCall:
     # The candidate's side -----------------------------------------------------
 
     def _run_sync_candidate(self) -> None:
+        self._job_thread = threading.get_ident()
         try:
             if self._settled:
                 return
@@ -406,8 +419,22 @@ class ShadowCall:
         with self._lock:
             self._holders -= 1
             release = self._take_release()
+            close = release and self._close_deferred
+            if close:
+                self._close_deferred = False
         if release:
+            self._cancel_deadline()
             admission.release(self.control.name)
+        if close:
+            tracker.closed()
+
+    def _cancel_deadline(self) -> None:
+        # Settled and the candidate ended: the deadline has nothing left to do, and
+        # cancelling it keeps a long timeout from filling the timer's heap.
+        deadline = self._deadline
+        if deadline is not None:
+            self._deadline = None
+            timer.cancel(deadline)
 
     def _take_release(self) -> bool:
         # Called with the lock held: True exactly once, when the slot can go.
@@ -431,6 +458,7 @@ class ShadowCall:
                 raise
 
     def _finish_job(self) -> None:
+        self._job_thread = threading.get_ident()
         try:
             self._finish()
         finally:
@@ -516,14 +544,21 @@ class ShadowCall:
                 return
             self._settled = True
             release = self._take_release()
+            # Settled inside the job that holds the slot (a candidate that finished
+            # second compares inline): close the call only once that job frees the
+            # slot, so drain() never returns while the slot is still taken.
+            defer_close = not release and self._holders == 1 and self._job_thread == threading.get_ident()
+            self._close_deferred = defer_close
             self._primary_value = None
         self.outcome = outcome
         self.divergence = divergence
         self.primary_record = self._primary
         self.error = error
         try:
-            self.control.counters.settle(outcome)
-            if self.key is not None and outcome in ("matched", "diverged"):
+            # NOTE: a call counted before a counters reset is left out of the counters,
+            # but its divergence still reaches shadowfn.log and structlog.
+            counted = self.control.counters.settle(outcome, self.generation)
+            if counted and self.key is not None and outcome in ("matched", "diverged"):
                 self.control.counters.keys.add(key_hash(self.key))
             _metrics.record(
                 self.control.name,
@@ -544,8 +579,10 @@ class ShadowCall:
                 _run_callback(callback, self)
             # Free the slot first, so that after drain() every settled call's slot is free.
             if release:
+                self._cancel_deadline()
                 admission.release(self.control.name)
-            tracker.closed()
+            if not defer_close:
+                tracker.closed()
 
     def _count_for_noise(self, outcome: str, divergence: Divergence | None) -> tuple[str, ...]:
         """Count a compared call in the noise evidence; return the divergence's noisy paths."""
@@ -626,7 +663,7 @@ class ShadowCall:
             )
 
 
-def _call_at(deadline: float, call: ShadowCall, method: Callable[..., None], *args: Any) -> None:
+def _call_at(deadline: float, call: ShadowCall, method: Callable[..., None], *args: Any) -> list[Any]:
     """Call ``method(call, *args)`` on the timer thread at ``deadline``, unless ``call`` is gone by then.
 
     The timer holds only a weak reference: a call that settled and whose jobs
@@ -639,11 +676,17 @@ def _call_at(deadline: float, call: ShadowCall, method: Callable[..., None], *ar
         if target is not None:
             method(target, *args)
 
-    timer.call_at(deadline, fire)
+    return timer.call_at(deadline, fire)
 
 
 def _snapshot_stage(adapter: Any) -> str:
     return "adapter" if adapter is not None else "snapshot"
+
+
+def reraise_interrupt(exc: BaseException) -> None:
+    """Re-raise a KeyboardInterrupt caught on the caller's path: it may be the user's Ctrl-C."""
+    if isinstance(exc, KeyboardInterrupt):
+        raise exc
 
 
 def _run_callback(callback: Callable[[ShadowCall], None], call: ShadowCall) -> None:

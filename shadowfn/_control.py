@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _events
-from ._call import ShadowCall, error_fields
+from ._call import ShadowCall, error_fields, reraise_interrupt
 from ._config import ShadowConfig, check_rate
 from ._executor import admission, loop_thread, tracker
 from ._keys import KeyBuilder, UnencodableError, qualified_name
@@ -23,7 +23,7 @@ from ._readiness import ReadinessReport
 from ._records import error_text
 from ._sampling import decide, split_rate
 from ._stats import FunctionStats, registry
-from ._strict import note_skipped
+from ._strict import note_skipped, take_skipped
 
 __all__ = ["ShadowControl", "divergence_log", "is_async_callable"]
 
@@ -173,15 +173,28 @@ class ShadowControl:
         else on shadowfn's background loop. A caller that blocks its own loop
         while it waits for the outcome must pass ``on_running_loop=False``.
 
-        Raises only KeyboardInterrupt, which may be a real Ctrl-C that landed in
-        the caller's thread. Any other failure, of a hook (SystemExit included)
-        or of shadowfn itself, is counted and the call runs unshadowed.
+        A failure here, of shadowfn or of a key function or ``__deepcopy__``,
+        counts as an internal error and is not raised. The one exception is
+        KeyboardInterrupt, re-raised after counting because it may be the
+        user's Ctrl-C.
         """
+        # A strict-mode note left by a caller that never takes it, such as a
+        # Shadower, must not fail the next decorated call in this context.
+        take_skipped()
         try:
             # 1. Sampling, inline here because most calls end at this step.
             # Rate 100 needs no key, so none is built on the caller's path.
             # NOTE: so an unencodable argument is shadowed at rate 100 but unkeyable below it.
             key: bytes | None = None
+            if (
+                instance is None
+                and args
+                and isinstance(self.candidate, str)
+                and self._method_kind == "function"
+            ):
+                # A method called unbound, as property and cached_property call their
+                # getter: the first argument is the instance to look the candidate up on.
+                instance, args = args[0], args[1:]
             builder = self._builder(instance)
             # One read of the rate tuple, so a concurrent rate change cannot mix two rates.
             rate, whole, fraction = self._sampling
@@ -193,6 +206,7 @@ class ShadowControl:
                 except KeyboardInterrupt:
                     raise
                 except BaseException as exc:
+                    # SystemExit too: the key function's failure, not the caller's.
                     self.counters.count_call(True, "unkeyable")
                     note_skipped("unkeyable")
                     self._warn_unkeyable(exc)
@@ -202,9 +216,9 @@ class ShadowControl:
                     return None
 
             return self._admit_and_start(instance, args, kwargs, primary, key, builder, on_running_loop)
-        except KeyboardInterrupt:
-            raise
         except BaseException as exc:
+            # BaseException too: a key function's or a __deepcopy__'s SystemExit is
+            # theirs, not the caller's. Only KeyboardInterrupt is re-raised, below.
             self.counters.count_call(True, "internal_errors")
             note_skipped("internal_errors")
             _events.emit(
@@ -215,6 +229,7 @@ class ShadowControl:
                 stage="admission",
                 **error_fields(exc, self.config.redactor),
             )
+            reraise_interrupt(exc)
             return None
 
     def _admit_and_start(
@@ -228,6 +243,7 @@ class ShadowControl:
         on_running_loop: bool,
     ) -> ShadowCall | None:
         counters = self.counters
+        original = (args, kwargs)
 
         # 2. Admission against the pending bounds.
         if not admission.try_acquire(self.name, self.config.max_pending):
@@ -238,7 +254,6 @@ class ShadowControl:
 
         # 3. The candidate's own copy of the arguments.
         started = False
-        original = (args, kwargs)
         try:
             if self.config.copy_args:
                 copied = self._copy_arguments(args, kwargs)
@@ -254,7 +269,7 @@ class ShadowControl:
                 return None
 
             # 4. Start it.
-            counters.count_call(True)
+            generation = counters.count_call(True)
             tracker.opened()
             started = True
             call = ShadowCall(
@@ -266,6 +281,7 @@ class ShadowControl:
                 contextvars.copy_context(),
                 None if key is not None else builder.build,
             )
+            call.generation = generation
             try:
                 self._start(call, candidate, on_running_loop)
             except KeyboardInterrupt:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import inspect
 import time
 import warnings
@@ -11,7 +13,7 @@ from typing import Any, SupportsIndex, TypeVar, overload
 import wrapt
 
 from ._config import ShadowConfig
-from ._control import ShadowControl
+from ._control import ShadowControl, is_async_callable
 from ._keys import KeySpec
 from ._records import ResponseRecord
 from ._runtime import _IN_CANDIDATE, SWITCH
@@ -38,6 +40,27 @@ class _BoundShadowWrapper(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
     def shadow(self) -> ShadowControl:
         control: ShadowControl = self._self_parent._self_control
         return control
+
+    # A shadowed method, once looked up on an instance or a class, copies and
+    # pickles like a plain bound method: pickled as getattr() on its instance or
+    # class, and deep-copied bound to a deep copy of its instance.
+    def __copy__(self) -> _BoundShadowWrapper:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _BoundShadowWrapper:
+        instance = self._self_instance
+        if self._self_binding != "function" or instance is None:
+            return self
+        rebound: _BoundShadowWrapper = self._self_parent.__get__(
+            copy.deepcopy(instance, memo), self._self_owner
+        )
+        return rebound
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        instance = self._self_instance
+        if self._self_binding == "function" and instance is not None:
+            return getattr, (instance, self.__name__)
+        return getattr, (self._self_owner, self.__name__)
 
 
 class _ShadowWrapper(wrapt.FunctionWrapper):  # type: ignore[type-arg]
@@ -165,6 +188,23 @@ def _describe(value: Any) -> str:
     except Exception:
         text = f"<{type(value).__name__}>"
     return f"{text[:80]} ({type(value).__name__})"
+
+
+def default_name(function: Any) -> str:
+    """Name a callable for logs and stats by module and qualified name, never by its address.
+
+    A callable object is named by its class and a ``functools.partial`` by the
+    function it wraps, because their ``repr`` holds a memory address that
+    differs in every process.
+    """
+    if isinstance(function, functools.partial):
+        return f"functools.partial({default_name(function.func)})"
+    qualname = getattr(function, "__qualname__", None)
+    if not isinstance(qualname, str):
+        kind = type(function)
+        return f"{kind.__module__}.{kind.__qualname__}"
+
+    return f"{getattr(function, '__module__', '?')}.{qualname}"
 
 
 def _reject_generators(function: Any, parameter: str) -> None:
@@ -369,10 +409,7 @@ def shadow(
             )
         _reject_generators(function, "the decorated function")
         signature = _signature_of(function)
-        qualified = (
-            name
-            or f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', repr(function))}"
-        )
+        qualified = name or default_name(function)
         _check_key_names(config, signature, qualified)
         if isinstance(candidate, str) and method_kind == "staticmethod":
             raise TypeError(
@@ -380,6 +417,8 @@ def shadow(
                 "no instance or class to look it up on; pass the candidate function itself"
             )
 
+        # An object with an async __call__ returns a coroutine too, so it takes the async path.
+        primary_is_async = is_async_callable(function)
         control = ShadowControl(
             name=qualified,
             candidate=candidate,
@@ -387,10 +426,10 @@ def shadow(
             enabled=enabled,
             signature=signature,
             method_kind=method_kind,
-            primary_is_async=inspect.iscoroutinefunction(function),
+            primary_is_async=primary_is_async,
             candidate_binds=candidate_binds,
         )
-        if inspect.iscoroutinefunction(function):
+        if primary_is_async:
             wrapper = _async_wrapper(control)
         else:
             wrapper = _sync_wrapper(control)

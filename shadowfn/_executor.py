@@ -18,9 +18,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["admission", "loop_thread", "pool", "timer", "tracker"]
+__all__ = ["admission", "bounded", "loop_thread", "pool", "timer", "tracker"]
 
 DEFAULT_MAX_PENDING = 32
+
+
+def bounded(seconds: float | None) -> float | None:
+    """Clamp a wait to ``threading.TIMEOUT_MAX``, past which lock waits raise OverflowError.
+
+    A longer ``timeout=``, strict-mode grace or drain timeout is accepted, and
+    every wait whose length comes from such a setting goes through here, so
+    none of them can raise or kill a shadowfn thread.
+    """
+    return None if seconds is None else min(seconds, threading.TIMEOUT_MAX)
 
 
 class WorkerPool:
@@ -99,23 +109,45 @@ class Timer:
     def _reset(self) -> None:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        # Entries are [deadline, sequence, callback]; a cancelled entry's callback is None.
+        self._heap: list[list[Any]] = []
+        self._cancelled = 0
         self._sequence = itertools.count()
         self._thread: threading.Thread | None = None
 
-    def call_at(self, deadline: float, callback: Callable[[], None]) -> None:
-        """Call ``callback`` on the timer thread at ``deadline`` (``time.monotonic()`` seconds)."""
-        # NOTE: an entry stays until its deadline even when its call settled early, so
-        # the heap contains about (sampled calls per second x timeout) small entries.
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> list[Any]:
+        """Call ``callback`` on the timer thread at ``deadline`` (``time.monotonic()`` seconds).
+
+        Returns the entry to pass to :meth:`cancel`.
+        """
+        entry = [deadline, next(self._sequence), callback]
         with self._lock:
-            heapq.heappush(self._heap, (deadline, next(self._sequence), callback))
+            heapq.heappush(self._heap, entry)
             if self._thread is None:
                 # Set only once started, so a failed start is retried on the next call.
                 thread = threading.Thread(target=self._run, name="shadowfn-timer", daemon=True)
                 thread.start()
                 self._thread = thread
-            if self._heap[0][2] is callback:
+            if self._heap[0] is entry:
                 self._changed.notify()
+
+        return entry
+
+    def cancel(self, entry: list[Any]) -> None:
+        """Drop a deadline that is no longer needed, so it holds no memory until it passes.
+
+        Cancelled entries are removed in bulk once they are most of the heap, which
+        keeps the heap within about twice the calls still waiting for a deadline.
+        """
+        with self._lock:
+            if entry[2] is None:
+                return
+            entry[2] = None
+            self._cancelled += 1
+            if self._cancelled > 64 and self._cancelled * 2 > len(self._heap):
+                self._heap = [kept for kept in self._heap if kept[2] is not None]
+                heapq.heapify(self._heap)
+                self._cancelled = 0
 
     def _run(self) -> None:
         while True:
@@ -127,8 +159,14 @@ class Timer:
                     wait = self._heap[0][0] - time.monotonic()
                     if wait <= 0:
                         break
-                    self._changed.wait(wait)
-                _, _, callback = heapq.heappop(self._heap)
+                    self._changed.wait(bounded(wait))
+                entry = heapq.heappop(self._heap)
+                callback = entry[2]
+                if callback is None:
+                    self._cancelled -= 1
+                    continue
+                # A later cancel() of a fired entry must not count it as still in the heap.
+                entry[2] = None
             try:
                 callback()
             except BaseException:
@@ -201,7 +239,7 @@ class Tracker:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
-                self._settled.wait(remaining)
+                self._settled.wait(bounded(remaining))
         return True
 
 

@@ -472,7 +472,13 @@ async def areplay(
     else:
         if isinstance(inputs, AsyncIterable):
             inputs = [item async for item in inputs]
-        await asyncio.to_thread(_run_threads, shadower, _numbered(inputs), workers, collector)
+        stop = threading.Event()
+        try:
+            await asyncio.to_thread(_run_threads, shadower, _numbered(inputs), workers, collector, stop)
+        except BaseException:
+            # Cancelling the await does not stop the thread, so tell its workers.
+            stop.set()
+            raise
 
     return collector.summary()
 
@@ -488,15 +494,20 @@ def _numbered(inputs: Iterable[Any]) -> Iterator[tuple[int, Any]]:
 
 
 def _run_threads(
-    shadower: Shadower[..., Any], numbered: Iterator[tuple[int, Any]], workers: int, collector: _Collector
+    shadower: Shadower[..., Any],
+    numbered: Iterator[tuple[int, Any]],
+    workers: int,
+    collector: _Collector,
+    stop: threading.Event | None = None,
 ) -> None:
+    """Run the inputs on ``workers`` threads; once ``stop`` is set, no worker takes another input."""
     lock = threading.Lock()
     failures: list[BaseException] = []
 
     def work() -> None:
         while True:
             with lock:
-                if failures:
+                if failures or (stop is not None and stop.is_set()):
                     return
                 try:
                     index, item = next(numbered)
@@ -515,10 +526,20 @@ def _run_threads(
             collector.add(index, call, outcome)
 
     threads = [threading.Thread(target=work, name="shadowfn-replay", daemon=True) for _ in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    except BaseException as exc:
+        # Ctrl-C reaches the main thread, not the workers: stop them from taking more
+        # inputs, then wait for the calls they are running (another Ctrl-C ends the wait).
+        with lock:
+            failures.append(exc)
+        for thread in threads:
+            if thread.is_alive():
+                thread.join()
+        raise
     if failures:
         raise failures[0]
 

@@ -186,6 +186,8 @@ def parse_line(text: str) -> Call:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON: {exc.msg} at column {exc.pos + 1}") from None
+    except RecursionError:
+        raise ValueError("invalid JSON: nested too deeply to parse") from None
     if isinstance(value, list):
         return Call(tuple(value))
     if not isinstance(value, dict):

@@ -11,11 +11,13 @@ from __future__ import annotations
 import datetime
 import gzip
 import json
+import math
 import re
 import sys
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from ._preview import preview
 from ._readiness import KeySketch, ReadinessReport
@@ -157,7 +159,7 @@ class _FunctionTally:
         if at is not None:
             self.timeline.add(at, diverged)
         primary_ms, candidate_ms = event.get("primary_ms"), event.get("candidate_ms")
-        if isinstance(primary_ms, (int, float)) and isinstance(candidate_ms, (int, float)):
+        if _finite(primary_ms) and _finite(candidate_ms):
             self.primary_ms += primary_ms
             self.candidate_ms += candidate_ms
             self.timed += 1
@@ -260,26 +262,49 @@ def _diff_changes(diff: Any) -> Iterator[tuple[str, str, Any, Any]]:
             yield "(compare)", "changed", None, None
 
 
+def _finite(value: Any) -> TypeGuard[int | float]:
+    """Return whether ``value`` is an int or a finite float, not a bool (JSON ``true``, ``NaN``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value)
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+# Unix seconds of the first and last second ``datetime`` can show, years 1 to 9999 in UTC.
+_FIRST_SECOND = (datetime.datetime(1, 1, 1, tzinfo=datetime.timezone.utc) - _EPOCH).total_seconds()
+_LAST_SECOND = (
+    datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.timezone.utc) - _EPOCH
+).total_seconds()
+
+
 def _parse_time(value: Any) -> float | None:
-    """Return a structlog ``TimeStamper`` value as Unix seconds: ISO 8601 text or a number; None otherwise."""
-    if isinstance(value, bool):
+    """Return a structlog ``TimeStamper`` value as Unix seconds: ISO 8601 text or a number.
+
+    Returns None for anything else, and for a time outside the years 1 to 9999
+    in UTC (``NaN``, epoch milliseconds read as seconds), so the event counts
+    as untimed.
+    """
+    if isinstance(value, str):
+        text = value[:-1] + "+00:00" if value.endswith("Z") else value
+        try:
+            parsed = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+        seconds = (parsed - _EPOCH).total_seconds()
+    elif _finite(value):
+        seconds = float(value)
+    else:
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if not isinstance(value, str):
-        return None
-    text = value[:-1] + "+00:00" if value.endswith("Z") else value
-    try:
-        parsed = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed.timestamp()
+
+    return seconds if _FIRST_SECOND <= seconds <= _LAST_SECOND else None
 
 
 def _iso(seconds: float) -> str:
-    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    # A widened timeline bucket can start up to its width before year 1.
+    seconds = min(max(seconds, _FIRST_SECOND), _LAST_SECOND)
+    moment = _EPOCH + datetime.timedelta(seconds=seconds)
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
@@ -322,7 +347,12 @@ class LogReport:
         self.files.append(source)
         number = 0
         while True:
-            line = stream.readline(MAX_LINE_BYTES + 1)
+            try:
+                line = stream.readline(MAX_LINE_BYTES + 1)
+            except (EOFError, zlib.error) as exc:
+                # A gzip file cut off or damaged: keep what was read before it.
+                self._malformed(source, number + 1, f"unreadable compressed data: {exc}")
+                break
             if not line:
                 break
             number += 1
@@ -356,7 +386,7 @@ class LogReport:
             self._malformed(source, number, f"a JSON {type(event).__name__}, not an object")
             return
         name = event.get("event")
-        if name not in _COUNTED_EVENTS:
+        if not isinstance(name, str) or name not in _COUNTED_EVENTS:
             self.other_lines += 1
             return
         function = event.get("function")

@@ -11,7 +11,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 from ._call import ShadowCall
 from ._config import ShadowConfig
 from ._control import ShadowControl, is_async_callable
-from ._decorator import _check_key_names, _describe, _reject_generators, _signature_of
+from ._decorator import _check_key_names, _describe, _reject_generators, _signature_of, default_name
 from ._divergence import Divergence
 from ._records import ResponseRecord, snapshot, snapshot_exception
 from ._runtime import _IN_CANDIDATE, SWITCH
@@ -132,9 +132,7 @@ class Shadower(Generic[P, R]):
         if name is not None and (not isinstance(name, str) or not name):
             raise TypeError(f"name must be a non-empty string or None, got {_describe(name)}")
 
-        qualified = (
-            name or f"{getattr(primary, '__module__', '?')}.{getattr(primary, '__qualname__', repr(primary))}"
-        )
+        qualified = name or default_name(primary)
         signature = _signature_of(primary)
         _check_key_names(config, signature, qualified)
         self._primary = primary
@@ -199,7 +197,8 @@ class Shadower(Generic[P, R]):
         control = self._control
         if not self._always and (not SWITCH.enabled or control.rate <= 0 or _IN_CANDIDATE.get()):
             return None
-        return control.begin(None, args, kwargs, on_running_loop=on_running_loop)
+        # The primary goes along so that noise_rate can run it a second time.
+        return control.begin(None, args, kwargs, self._primary, on_running_loop=on_running_loop)
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> ShadowOutcome[R]:
         """Call the primary and, when sampled, the candidate; wait for both and compare.

@@ -80,10 +80,16 @@ class Counters:
         # Distinct keys of compared calls, counted when a call settles.
         self.keys = KeySketch()
         self._unsampled = 0
+        # Incremented by reset(), so a call counted before a reset is not settled after it.
+        self.generation = 0
 
-    def count_call(self, sampled: bool = False, outcome: str | None = None) -> None:
-        """Count one call; a sampled call is either settled now or left pending."""
+    def count_call(self, sampled: bool = False, outcome: str | None = None) -> int:
+        """Count one call; a sampled call is either settled now or left pending.
+
+        Returns the generation to pass to :meth:`settle`.
+        """
         with self._lock:
+            generation = self.generation
             values = self._values
             values["calls"] += 1
             if sampled:
@@ -96,16 +102,25 @@ class Counters:
             # Settled before a candidate started (shed, unkeyable, ...): no durations.
             _metrics.record(self.name, outcome)
 
+        return generation
+
     def count_unsampled(self) -> None:
         """Count one call that sampling declined. Most calls end here, so it updates a single integer."""
         with self._lock:
             self._unsampled += 1
 
-    def settle(self, outcome: str) -> None:
-        """Move one pending call to ``outcome``."""
+    def settle(self, outcome: str, generation: int | None = None) -> bool:
+        """Move one pending call to ``outcome``.
+
+        Returns False, counting nothing, when ``generation`` (from
+        :meth:`count_call`) is given and a reset came in between.
+        """
         with self._lock:
+            if generation is not None and generation != self.generation:
+                return False
             self._values["pending"] -= 1
             self._values[outcome] += 1
+            return True
 
     def snapshot(self) -> FunctionStats:
         with self._lock:
@@ -118,6 +133,7 @@ class Counters:
             for counter in self._values:
                 self._values[counter] = 0
             self._unsampled = 0
+            self.generation += 1
         self.keys.reset()
 
 

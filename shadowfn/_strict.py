@@ -9,13 +9,14 @@ raises :class:`DivergenceError` unless the two sides matched.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
+import functools
+import inspect
 import math
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._divergence import Divergence
 from ._records import error_text
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DivergenceError",
+    "StrictBlock",
     "check_async",
     "check_skipped",
     "check_sync",
@@ -36,6 +38,8 @@ __all__ = [
 
 DEFAULT_GRACE = 1.0
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 @dataclass(frozen=True)
 class _StrictMode:
@@ -43,6 +47,10 @@ class _StrictMode:
 
 
 _STRICT: contextvars.ContextVar[_StrictMode | None] = contextvars.ContextVar("shadowfn_strict", default=None)
+# The strict modes that enclosing blocks set, innermost last, to restore on exit.
+_OUTER: contextvars.ContextVar[tuple[_StrictMode | None, ...]] = contextvars.ContextVar(
+    "shadowfn_strict_outer", default=()
+)
 # The outcome of a call that started no candidate, noted by the admission step in
 # strict mode and taken by the wrapper right after it.
 _SKIPPED: contextvars.ContextVar[str | None] = contextvars.ContextVar("shadowfn_strict_skipped", default=None)
@@ -90,8 +98,7 @@ class DivergenceError(AssertionError):
 DivergenceError.__module__ = "shadowfn"
 
 
-@contextlib.contextmanager
-def strict(*, grace: float = DEFAULT_GRACE) -> Iterator[None]:
+def strict(*, grace: float = DEFAULT_GRACE) -> StrictBlock:
     """Make sampled shadowed calls in this context wait for their candidate and raise on a mismatch.
 
     Inside the block, a call that is sampled (the ``rate`` still applies) waits
@@ -109,6 +116,9 @@ def strict(*, grace: float = DEFAULT_GRACE) -> Iterator[None]:
     it starts, never other threads. An async primary waits with ``await``, so
     the event loop keeps running.
 
+    The result also decorates a function or a coroutine function, which then
+    runs inside its own strict block on each call.
+
     Raises:
         ValueError: ``grace`` is not a finite number of seconds >= 0.
     """
@@ -116,11 +126,45 @@ def strict(*, grace: float = DEFAULT_GRACE) -> Iterator[None]:
         raise ValueError(
             f"grace must be a finite number of seconds >= 0, got {grace!r} ({type(grace).__name__})"
         )
-    token = _STRICT.set(_StrictMode(grace=float(grace)))
-    try:
-        yield
-    finally:
-        _STRICT.reset(token)
+    return StrictBlock(_StrictMode(grace=float(grace)))
+
+
+class StrictBlock:
+    """The context manager and decorator that :func:`strict` returns."""
+
+    def __init__(self, mode: _StrictMode) -> None:
+        self._mode = mode
+
+    def __enter__(self) -> None:
+        # The modes to restore are kept per context, not on the block, so one
+        # block can be entered from several threads or tasks at once.
+        _OUTER.set((*_OUTER.get(), _STRICT.get()))
+        _STRICT.set(self._mode)
+
+    def __exit__(self, *exc_info: object) -> None:
+        outer = _OUTER.get()
+        _STRICT.set(outer[-1])
+        _OUTER.set(outer[:-1])
+
+    def __call__(self, function: F) -> F:
+        # contextlib's decorator form would leave a coroutine function's body,
+        # which runs only when awaited, outside the block.
+        mode = self._mode
+        if inspect.iscoroutinefunction(function):
+
+            @functools.wraps(function)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                with StrictBlock(mode):
+                    return await function(*args, **kwargs)
+
+            return run_async  # type: ignore[return-value]
+
+        @functools.wraps(function)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with StrictBlock(mode):
+                return function(*args, **kwargs)
+
+        return run  # type: ignore[return-value]
 
 
 def is_strict() -> bool:

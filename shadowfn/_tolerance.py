@@ -44,7 +44,11 @@ class Tolerance:
             return False
         if not (isinstance(primary, float) or isinstance(candidate, float)):
             return False
-        return math.isclose(primary, candidate, rel_tol=self.rel, abs_tol=self.abs)
+        try:
+            return math.isclose(primary, candidate, rel_tol=self.rel, abs_tol=self.abs)
+        except OverflowError:
+            # math.isclose cannot convert an int beyond the float range; count it as not close.
+            return False
 
 
 def _is_number(value: Any) -> bool:

@@ -170,4 +170,4 @@ def test_divergence_just_before_exit_is_logged(tmp_path: pathlib.Path) -> None:
 
     assert done.returncode == 0, done.stderr
     assert "result FR" in done.stdout
-    assert '"event": "shadow.divergence"' in done.stdout
+    assert '"event": "shadow.divergence"' in done.stdout, done.stdout + done.stderr
