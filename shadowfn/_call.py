@@ -85,9 +85,12 @@ class ShadowCall:
         # settled and none is left, so a hung hook still counts against the bound.
         self._holders = 1
         self._released = False
-        # The thread running the job that holds the slot, and whether settling from
-        # that job left closing the call (for drain()) to the job's end.
-        self._job_thread: int | None = None
+        # True until the candidate's function returns or raises, or its run is cut
+        # off. While it is True the candidate job may hang, so settling closes the
+        # call for drain() without waiting for that job.
+        self._candidate_running = True
+        # Whether settling left closing the call (for drain()) to the last job that
+        # frees the slot, so that drain() never returns while the slot is taken.
         self._close_deferred = False
         self._candidate_ended = False
         # The comparison's deadline is armed on the timer only for a call whose
@@ -304,7 +307,6 @@ class ShadowCall:
     # The candidate's side -----------------------------------------------------
 
     def _run_sync_candidate(self) -> None:
-        self._job_thread = threading.get_ident()
         try:
             if self._settled:
                 return
@@ -323,8 +325,10 @@ class ShadowCall:
         except BaseException as exc:
             # BaseException too: a candidate's SystemExit or KeyboardInterrupt
             # is its failure, not a reason to stop the worker or the process.
+            self._candidate_returned()
             self._candidate_done(_RAISED, exc, time.perf_counter() - started, inline=True)
             return
+        self._candidate_returned()
         if asyncio.iscoroutine(value):
             value.close()
         self._candidate_done(_RETURNED, value, time.perf_counter() - started, inline=True)
@@ -338,12 +342,15 @@ class ShadowCall:
             try:
                 state, value = await asyncio.wait_for(self._guarded_candidate(), timeout)
             except asyncio.TimeoutError:
+                self._candidate_returned()
                 self._on_timeout()
                 return
             except asyncio.CancelledError:
                 # The loop is closing, or the caller was cancelled.
+                self._candidate_returned()
                 self._settle("cancelled")
                 return
+            self._candidate_returned()
             self._candidate_done(state, value, time.perf_counter() - started, inline=False)
         except BaseException as exc:
             self._settle("internal_errors", error=exc, stage="candidate")
@@ -373,6 +380,10 @@ class ShadowCall:
                 # Off the caller's path, even a key function's SystemExit only
                 # costs the key digest in the logs.
                 self.key = None
+
+    def _candidate_returned(self) -> None:
+        with self._lock:
+            self._candidate_running = False
 
     def _candidate_done(self, state: str, value: Any, seconds: float, *, inline: bool) -> None:
         with self._lock:
@@ -404,7 +415,8 @@ class ShadowCall:
     def _on_compare_timeout(self) -> None:
         seconds = max(self.control.config.timeout, MIN_COMPARE_SECONDS)
         error = TimeoutError(f"the comparison did not finish within {seconds:g} s")
-        self._settle("compare_errors", error=error, stage="compare")
+        # The comparison job is hung and keeps the slot: drain() must not wait for it.
+        self._settle("compare_errors", error=error, stage="compare", holder_hung=True)
 
     def _end_candidate(self) -> None:
         with self._lock:
@@ -458,7 +470,6 @@ class ShadowCall:
                 raise
 
     def _finish_job(self) -> None:
-        self._job_thread = threading.get_ident()
         try:
             self._finish()
         finally:
@@ -538,16 +549,20 @@ class ShadowCall:
         divergence: Divergence | None = None,
         primary: ResponseRecord | None = None,
         candidate: ResponseRecord | None = None,
+        holder_hung: bool = False,
     ) -> None:
         with self._lock:
             if self._settled:
                 return
             self._settled = True
             release = self._take_release()
-            # Settled inside the job that holds the slot (a candidate that finished
-            # second compares inline): close the call only once that job frees the
-            # slot, so drain() never returns while the slot is still taken.
-            defer_close = not release and self._holders == 1 and self._job_thread == threading.get_ident()
+            # The jobs still holding the slot are about to end (the candidate has
+            # returned and no comparison is hung): close the call only once the last
+            # of them frees the slot, so drain() never returns while it is taken.
+            # NOTE: a call settled while its candidate still runs (a timeout, a
+            # cancelled caller, a failed snapshot of the primary) closes at once, and
+            # its slot stays taken until the candidate returns.
+            defer_close = not release and not self._candidate_running and not holder_hung
             self._close_deferred = defer_close
             self._primary_value = None
         self.outcome = outcome

@@ -1,0 +1,189 @@
+"""The lifecycle of a sampled call: its admission slot, its deadlines and drain().
+
+After drain() returns True, every sampled call has its outcome, no admission slot
+is still taken, and each function's counters add up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import random
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pycountry
+import pytest
+
+import shadowfn
+from shadowfn import shadow
+from shadowfn._executor import admission
+
+# Set inside a candidate, so that the candidate's context copy keeps a reference to the value
+# until the candidate job frees that copy, after the candidate has returned.
+_HELD: contextvars.ContextVar[Any] = contextvars.ContextVar("held")
+
+
+def country_name(alpha_2: str) -> str:
+    return pycountry.countries.get(alpha_2=alpha_2).name
+
+
+def assert_counters_add_up() -> None:
+    for name, stats in shadowfn.stats().items():
+        assert stats.pending == 0, name
+        assert stats.sampled == stats.outcomes, name
+
+
+@pytest.fixture
+def frequent_switches() -> Iterator[None]:
+    """Make the interpreter switch threads often, so races show up in few calls."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    yield
+    sys.setswitchinterval(previous)
+
+
+class _SlowToFree:
+    """Signals when it is freed, then blocks the freeing thread for a while."""
+
+    def __init__(self, freed: threading.Event, release: threading.Event) -> None:
+        self.freed = freed
+        self.release = release
+
+    def __del__(self) -> None:
+        self.freed.set()
+        self.release.wait(0.5)
+
+
+def test_drain_waits_for_ending_candidate_job() -> None:
+    # The candidate returns first, and its job is still ending (freeing its context
+    # copy) when the primary returns and the comparison settles the call on another
+    # worker. drain() must wait until that job has freed the slot.
+    freed = threading.Event()
+    release = threading.Event()
+
+    def candidate(alpha_2: str) -> str:
+        _HELD.set(_SlowToFree(freed, release))
+        return country_name(alpha_2)
+
+    @shadow(candidate, timeout=5)
+    def primary(alpha_2: str) -> str:
+        freed.wait(5)
+        return country_name(alpha_2)
+
+    try:
+        assert primary("NO") == "Norway"
+        drained = shadowfn.drain(timeout=5)
+        held = admission.pending
+    finally:
+        release.set()
+
+    assert drained
+    assert held == 0
+    assert primary.shadow.stats.matched == 1
+    assert_counters_add_up()
+
+
+def test_drain_after_async_candidates_frees_slots(frequent_switches: None) -> None:
+    # A coroutine candidate that ends after the primary hands its comparison to a
+    # worker and then ends its task on the background loop.
+    async def candidate(alpha_2: str) -> str:
+        await asyncio.sleep(0)
+        return alpha_2.upper()
+
+    @shadow(candidate, timeout=5)
+    def primary(alpha_2: str) -> str:
+        return alpha_2.upper()
+
+    codes = [country.alpha_2 for country in pycountry.countries][:200] * 15
+    held_after_drain = 0
+    for code in codes:
+        assert primary(code) == code
+        assert shadowfn.drain(timeout=5)
+        held_after_drain += admission.pending
+
+    assert held_after_drain == 0
+    assert primary.shadow.stats.matched == len(codes)
+    assert_counters_add_up()
+
+
+def test_many_threads_mixed_paths_add_up(frequent_switches: None) -> None:
+    codes = [country.alpha_2 for country in pycountry.countries][:60]
+
+    def sync_slow(alpha_2: str) -> str:
+        time.sleep(random.random() * 0.02)
+        return country_name(alpha_2)
+
+    def sync_raises(alpha_2: str) -> str:
+        raise LookupError(alpha_2)
+
+    async def async_fast(alpha_2: str) -> str:
+        return country_name(alpha_2)
+
+    async def async_swallows_cancel(alpha_2: str) -> str:
+        try:
+            await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.01)
+        return country_name(alpha_2)
+
+    def slow_compare(primary_value: str, candidate_value: str) -> bool:
+        time.sleep(random.random() * 0.01)
+        return primary_value == candidate_value
+
+    variants: list[tuple[Any, dict[str, Any]]] = [
+        (country_name, {}),
+        (sync_slow, {"timeout": 0.01}),
+        (sync_raises, {}),
+        (async_fast, {}),
+        (async_swallows_cancel, {"timeout": 0.01}),
+        (country_name, {"compare": slow_compare, "timeout": 0.005}),
+    ]
+    functions = []
+    for index, (candidate, options) in enumerate(variants):
+
+        def primary(alpha_2: str) -> str:
+            return country_name(alpha_2)
+
+        primary.__qualname__ = f"mixed_sync_{index}"
+        functions.append(shadow(candidate, rate=100, **options)(primary))
+
+        async def async_primary(alpha_2: str) -> str:
+            await asyncio.sleep(0)
+            return country_name(alpha_2)
+
+        async_primary.__qualname__ = f"mixed_async_{index}"
+        functions.append(shadow(candidate, rate=100, **options)(async_primary))
+
+    failures: list[BaseException] = []
+
+    def run(seed: int) -> None:
+        chooser = random.Random(seed)
+        loop = asyncio.new_event_loop()
+        try:
+            for code in codes * 2:
+                function = chooser.choice(functions)
+                result = function(code)
+                if asyncio.iscoroutine(result):
+                    result = loop.run_until_complete(result)
+                assert result == country_name(code)
+            # Let the coroutine candidates on this loop end before it closes.
+            loop.run_until_complete(asyncio.sleep(0.1))
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            loop.close()
+
+    threads = [threading.Thread(target=run, args=(seed,)) for seed in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert failures == []
+    assert shadowfn.drain(timeout=10)
+    assert admission.pending == 0
+    assert_counters_add_up()
