@@ -109,8 +109,10 @@ class ShadowCall:
         self.noise: NoiseRun | None = None
         # The counters' generation when this call was counted; see Counters.reset().
         self.generation = control.counters.generation
-        # The timer entry of the candidate's deadline, cancelled once the call is over.
+        # The timer entries of the candidate's and the comparison's deadlines,
+        # cancelled once the call is over.
         self._deadline: list[Any] | None = None
+        self._compare_entry: list[Any] | None = None
 
         # The result, readable once ``done()`` is true.
         self.outcome: str | None = None
@@ -410,7 +412,17 @@ class ShadowCall:
         if running:
             self._settle("timeouts")
         elif compare_deadline is not None:
-            _call_at(compare_deadline, self, ShadowCall._on_compare_timeout)
+            self._arm_compare_deadline(compare_deadline)
+
+    def _arm_compare_deadline(self, deadline: float) -> None:
+        entry = _call_at(deadline, self, ShadowCall._on_compare_timeout)
+        with self._lock:
+            released = self._released
+            if not released:
+                self._compare_entry = entry
+        if released:
+            # The comparison ended and freed the slot while this entry was made.
+            timer.cancel(entry)
 
     def _on_compare_timeout(self) -> None:
         seconds = max(self.control.config.timeout, MIN_COMPARE_SECONDS)
@@ -441,12 +453,13 @@ class ShadowCall:
             tracker.closed()
 
     def _cancel_deadline(self) -> None:
-        # Settled and the candidate ended: the deadline has nothing left to do, and
-        # cancelling it keeps a long timeout from filling the timer's heap.
-        deadline = self._deadline
-        if deadline is not None:
-            self._deadline = None
-            timer.cancel(deadline)
+        # Settled and the candidate ended: the deadlines have nothing left to do, and
+        # cancelling them keeps a long timeout from filling the timer's heap.
+        with self._lock:
+            entries = [entry for entry in (self._deadline, self._compare_entry) if entry is not None]
+            self._deadline = self._compare_entry = None
+        for entry in entries:
+            timer.cancel(entry)
 
     def _take_release(self) -> bool:
         # Called with the lock held: True exactly once, when the slot can go.
@@ -482,7 +495,7 @@ class ShadowCall:
                 self._compare_deadline = deadline
                 arm = self._deadline_passed
             if arm:
-                _call_at(deadline, self, ShadowCall._on_compare_timeout)
+                self._arm_compare_deadline(deadline)
             self._compare_and_settle()
         except BaseException as exc:
             # BaseException too: compare or an adapter raising SystemExit must not

@@ -20,7 +20,7 @@ import pytest
 
 import shadowfn
 from shadowfn import shadow
-from shadowfn._executor import admission
+from shadowfn._executor import admission, timer
 
 # Set inside a candidate, so that the candidate's context copy keeps a reference to the value
 # until the candidate job frees that copy, after the candidate has returned.
@@ -108,6 +108,29 @@ def test_drain_after_async_candidates_frees_slots(frequent_switches: None) -> No
     assert held_after_drain == 0
     assert primary.shadow.stats.matched == len(codes)
     assert_counters_add_up()
+
+
+def _live_entries_between(start: float, end: float) -> int:
+    return sum(1 for entry in list(timer._heap) if entry[2] is not None and start <= entry[0] <= end)
+
+
+def test_slow_compare_leaves_no_timer_entry() -> None:
+    # The comparison is still running at the candidate's deadline, so the
+    # comparison's own deadline (at least 5 s away) goes on the timer.
+    def compare(primary_value: str, candidate_value: str) -> bool:
+        time.sleep(0.3)
+        return primary_value == candidate_value
+
+    @shadow(country_name, timeout=0.05, compare=compare)
+    def primary(alpha_2: str) -> str:
+        return country_name(alpha_2)
+
+    started = time.monotonic()
+    assert primary("IS") == "Iceland"
+    assert shadowfn.drain(timeout=5)
+
+    assert primary.shadow.stats.matched == 1
+    assert _live_entries_between(started + 4, started + 6) == 0
 
 
 def test_many_threads_mixed_paths_add_up(frequent_switches: None) -> None:
