@@ -24,13 +24,14 @@ import contextvars
 import math
 import re
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._divergence import diff_records
-from ._executor import admission, pool, tracker
+from ._executor import admission, pool, timer, tracker
 from ._records import ResponseRecord, snapshot, snapshot_exception
 from ._runtime import mark_candidate
 
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
 __all__ = ["NoiseRun", "NoiseStats", "NoiseTracker", "fold_path", "is_noisy", "reset_all", "wilson_bounds"]
 
 Z_95 = 1.96
+# How long after its timeout a second run on an event loop is checked for a loop
+# closed under it, the same grace that a coroutine candidate gets.
+CLOSED_LOOP_GRACE_SECONDS = 0.1
 
 _INDEX = re.compile(r"\[-?\d+\]")
 
@@ -203,12 +207,18 @@ class NoiseRun:
         self._ended = False
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadline: list[Any] | None = None
 
     # Starting -----------------------------------------------------------------
 
     def start_in_pool(self) -> None:
         tracker.opened()
-        pool.submit(self._run_sync)
+        try:
+            pool.submit(self._run_sync)
+        except BaseException:
+            # No worker could start: the caller frees the slot, this closes the run.
+            tracker.closed()
+            raise
 
     def start_task(self, loop: asyncio.AbstractEventLoop, keep: set[asyncio.Task[None]]) -> None:
         tracker.opened()
@@ -217,6 +227,30 @@ class NoiseRun:
         keep.add(task)
         task.add_done_callback(keep.discard)
         self._task, self._loop = task, loop
+        reference = weakref.ref(self)
+
+        def check() -> None:
+            run = reference()
+            if run is not None:
+                run._on_deadline()
+
+        deadline = time.monotonic() + self.control.timeout + CLOSED_LOOP_GRACE_SECONDS
+        try:
+            self._deadline = timer.call_at(deadline, check)
+        except Exception:
+            # The task is running and frees its own slot: raising here would make
+            # the caller free it a second time. Only the closed-loop check is lost.
+            pass
+
+    def _on_deadline(self) -> None:
+        task, loop = self._task, self._loop
+        if task is None or loop is None or task.done() or not loop.is_closed():
+            return
+        # The loop was closed without cancelling its tasks (loop.close() after
+        # run_until_complete), so neither this run nor the caller's coroutine on
+        # that loop can finish: give both up, so the slot is freed.
+        self._second_done(None)
+        self.first_done(None)
 
     # The second run ---------------------------------------------------------------
 
@@ -331,5 +365,8 @@ class NoiseRun:
             if self._ended:
                 return
             self._ended = True
+            deadline, self._deadline = self._deadline, None
+        if deadline is not None:
+            timer.cancel(deadline)
         admission.release(self.control.name)
         tracker.closed()

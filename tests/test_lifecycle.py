@@ -110,6 +110,31 @@ def test_drain_after_async_candidates_frees_slots(frequent_switches: None) -> No
     assert_counters_add_up()
 
 
+def test_noise_run_on_closed_loop_frees_slot() -> None:
+    async def candidate(alpha_2: str) -> str:
+        return country_name(alpha_2)
+
+    @shadow(candidate, timeout=0.2, pure=True, noise_rate=100)
+    async def primary(alpha_2: str) -> str:
+        return country_name(alpha_2)
+
+    # run_until_complete() then close(): the loop's other tasks, the candidate and
+    # the second run of the primary, are never run to their end.
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(primary("DK")) == "Denmark"
+    finally:
+        loop.close()
+
+    assert shadowfn.drain(timeout=5)
+    assert admission.pending == 0
+    noise = primary.shadow.noise
+    assert noise is not None
+    assert noise.skipped == 1
+    assert noise.noise_runs == 0
+    assert_counters_add_up()
+
+
 def _live_entries_between(start: float, end: float) -> int:
     return sum(1 for entry in list(timer._heap) if entry[2] is not None and start <= entry[0] <= end)
 
