@@ -293,7 +293,13 @@ class ShadowControl:
                 call.start_failed(exc)
                 return None
             if primary is not None and self.noise_tracker is not None:
-                self._start_noise(call, primary, *original)
+                try:
+                    self._start_noise(call, primary, *original)
+                except KeyboardInterrupt:
+                    # Re-raised to the caller, whose primary then never reports to
+                    # the call: settle it here so it does not stay pending.
+                    call.abandon()
+                    raise
             return call
         finally:
             if not started:
@@ -337,9 +343,12 @@ class ShadowControl:
                 run.start_task(asyncio.get_running_loop(), _TASKS)
             else:
                 run.start_in_pool()
-        except Exception:
+        except BaseException as exc:
+            # BaseException too: a __deepcopy__'s SystemExit must not cost the call
+            # its primary's report, which would leave it pending for good.
             admission.release(self.name)
             noise_tracker.record_skipped()
+            reraise_interrupt(exc)
             return
         call.attach_noise(run)
 

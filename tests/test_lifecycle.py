@@ -135,6 +135,60 @@ def test_noise_run_on_closed_loop_frees_slot() -> None:
     assert_counters_add_up()
 
 
+class _CopiedOnce:
+    """Deep-copies once, then raises ``failure`` from every later copy."""
+
+    def __init__(self, failure: BaseException, copies: list[int] | None = None) -> None:
+        self.failure = failure
+        self.copies = copies if copies is not None else [0]
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _CopiedOnce:
+        self.copies[0] += 1
+        if self.copies[0] > 1:
+            raise self.failure
+        return _CopiedOnce(self.failure, self.copies)
+
+
+def test_noise_copy_system_exit_settles_call() -> None:
+    # The candidate's copy of the arguments works and the noise run's copy raises.
+    def candidate(alpha_2: str, extra: _CopiedOnce) -> str:
+        return country_name(alpha_2)
+
+    @shadow(candidate, timeout=5, pure=True, noise_rate=100)
+    def primary(alpha_2: str, extra: _CopiedOnce) -> str:
+        return country_name(alpha_2)
+
+    assert primary("SE", _CopiedOnce(SystemExit(3))) == "Sweden"
+
+    assert shadowfn.drain(timeout=5)
+    assert admission.pending == 0
+    stats = primary.shadow.stats
+    assert stats.calls == 1
+    assert stats.matched == 1
+    noise = primary.shadow.noise
+    assert noise is not None
+    assert noise.skipped == 1
+    assert_counters_add_up()
+
+
+def test_noise_copy_interrupt_settles_call() -> None:
+    def candidate(alpha_2: str, extra: _CopiedOnce) -> str:
+        return country_name(alpha_2)
+
+    @shadow(candidate, timeout=5, pure=True, noise_rate=100)
+    def primary(alpha_2: str, extra: _CopiedOnce) -> str:
+        return country_name(alpha_2)
+
+    # A KeyboardInterrupt may be the user's Ctrl-C, so it reaches the caller.
+    with pytest.raises(KeyboardInterrupt):
+        primary("FI", _CopiedOnce(KeyboardInterrupt()))
+
+    assert shadowfn.drain(timeout=5)
+    assert admission.pending == 0
+    assert primary.shadow.stats.cancelled == 1
+    assert_counters_add_up()
+
+
 def _live_entries_between(start: float, end: float) -> int:
     return sum(1 for entry in list(timer._heap) if entry[2] is not None and start <= entry[0] <= end)
 
