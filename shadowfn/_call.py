@@ -353,7 +353,13 @@ class ShadowCall:
                 self._settle("cancelled")
                 return
             self._candidate_returned()
-            self._candidate_done(state, value, time.perf_counter() - started, inline=False)
+            seconds = time.perf_counter() - started
+            if seconds >= timeout:
+                # A candidate that swallowed its cancellation at the timeout and then
+                # returned or raised: wait_for passes that outcome on, but it is late.
+                self._on_timeout()
+                return
+            self._candidate_done(state, value, seconds, inline=False)
         except BaseException as exc:
             self._settle("internal_errors", error=exc, stage="candidate")
         finally:

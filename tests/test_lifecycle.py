@@ -289,3 +289,44 @@ def test_many_threads_mixed_paths_add_up(frequent_switches: None) -> None:
     assert shadowfn.drain(timeout=10)
     assert admission.pending == 0
     assert_counters_add_up()
+
+
+async def _swallows_cancellation(alpha_2: str) -> str:
+    try:
+        await asyncio.sleep(5)
+    except asyncio.CancelledError:
+        # Ignores the cancellation at the timeout and returns a little later.
+        await asyncio.sleep(0.02)
+    return country_name(alpha_2)
+
+
+def test_late_async_candidate_counts_as_timeout() -> None:
+    @shadow(_swallows_cancellation, timeout=0.1)
+    def primary(alpha_2: str) -> str:
+        return country_name(alpha_2)
+
+    assert primary("EE") == "Estonia"
+
+    assert shadowfn.drain(timeout=5)
+    stats = primary.shadow.stats
+    assert stats.timeouts == 1
+    assert stats.matched == 0
+    assert_counters_add_up()
+
+
+def test_late_candidate_under_async_primary_times_out() -> None:
+    @shadow(_swallows_cancellation, timeout=0.1)
+    async def primary(alpha_2: str) -> str:
+        return country_name(alpha_2)
+
+    async def main() -> str:
+        result = await primary("LV")
+        assert await shadowfn.adrain(timeout=5)
+        return result
+
+    assert asyncio.run(main()) == "Latvia"
+
+    stats = primary.shadow.stats
+    assert stats.timeouts == 1
+    assert stats.matched == 0
+    assert_counters_add_up()
