@@ -330,9 +330,10 @@ class ShadowCall:
             self._candidate_returned()
             self._candidate_done(_RAISED, exc, time.perf_counter() - started, inline=True)
             return
-        self._candidate_returned()
         if asyncio.iscoroutine(value):
+            # close() runs the coroutine's finally blocks, which may hang like the candidate.
             value.close()
+        self._candidate_returned()
         self._candidate_done(_RETURNED, value, time.perf_counter() - started, inline=True)
 
     async def _run_async_candidate(self) -> None:

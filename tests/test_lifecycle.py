@@ -330,3 +330,43 @@ def test_late_candidate_under_async_primary_times_out() -> None:
     assert stats.timeouts == 1
     assert stats.matched == 0
     assert_counters_add_up()
+
+
+class _Suspend:
+    """An awaitable that suspends a coroutine once."""
+
+    def __await__(self) -> Iterator[None]:
+        yield
+
+
+async def _blocks_when_closed(release: threading.Event) -> str:
+    try:
+        await _Suspend()
+    finally:
+        release.wait(5)
+    return "never"
+
+
+def test_drain_skips_candidate_hung_in_close() -> None:
+    # A sync candidate that returns a started coroutine: shadowfn closes it, which
+    # runs its finally block, and that block hangs past the timeout.
+    release = threading.Event()
+
+    def candidate(alpha_2: str) -> Any:
+        coroutine = _blocks_when_closed(release)
+        coroutine.send(None)
+        return coroutine
+
+    @shadow(candidate, timeout=0.1)
+    def primary(alpha_2: str) -> str:
+        return country_name(alpha_2)
+
+    try:
+        assert primary("PL") == "Poland"
+        drained = shadowfn.drain(timeout=2)
+    finally:
+        release.set()
+
+    assert drained
+    assert primary.shadow.stats.timeouts == 1
+    assert_counters_add_up()
