@@ -221,9 +221,16 @@ class NoiseRun:
             raise
 
     def start_task(self, loop: asyncio.AbstractEventLoop, keep: set[asyncio.Task[None]]) -> None:
-        tracker.opened()
         # The task copies the current context, the caller's, when it is created.
-        task = loop.create_task(self._run_async())
+        coroutine = self._run_async()
+        try:
+            task = loop.create_task(coroutine)
+        except BaseException:
+            # A task factory may raise: the caller frees the slot.
+            coroutine.close()
+            raise
+        # Opened once the task exists, because the task is what closes it.
+        tracker.opened()
         keep.add(task)
         task.add_done_callback(keep.discard)
         self._task, self._loop = task, loop

@@ -370,3 +370,34 @@ def test_drain_skips_candidate_hung_in_close() -> None:
     assert drained
     assert primary.shadow.stats.timeouts == 1
     assert_counters_add_up()
+
+
+def test_noise_task_factory_failure_drains() -> None:
+    async def candidate(alpha_2: str) -> str:
+        return country_name(alpha_2)
+
+    @shadow(candidate, timeout=5, pure=True, noise_rate=100)
+    async def primary(alpha_2: str) -> str:
+        return country_name(alpha_2)
+
+    def factory(loop: asyncio.AbstractEventLoop, coroutine: Any) -> asyncio.Task[Any]:
+        # Rejects only the second run of the primary, so the candidate still starts.
+        if "NoiseRun" in coroutine.__qualname__:
+            raise RuntimeError("task factory rejected the task")
+        return asyncio.Task(coroutine, loop=loop)
+
+    async def main() -> str:
+        asyncio.get_running_loop().set_task_factory(factory)
+        result = await primary("LT")
+        assert await shadowfn.adrain(timeout=5)
+        return result
+
+    assert asyncio.run(main()) == "Lithuania"
+
+    assert shadowfn.drain(timeout=5)
+    assert admission.pending == 0
+    assert primary.shadow.stats.matched == 1
+    noise = primary.shadow.noise
+    assert noise is not None
+    assert noise.skipped == 1
+    assert_counters_add_up()
