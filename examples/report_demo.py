@@ -12,8 +12,8 @@ code back to the alpha-2 code; its candidate rejects codes with a leading zero.
 
 from __future__ import annotations
 
+import argparse
 import logging
-import sys
 import time
 from typing import Any
 
@@ -96,5 +96,13 @@ def write_log(path: str, rounds: int = 6, pause: float = 1.0) -> None:
             structlog.configure(**previous)
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "path", nargs="?", default="codec.log", help="the JSON-lines log to write (default: codec.log)"
+    )
+    write_log(parser.parse_args().path)
+
+
 if __name__ == "__main__":
-    write_log(sys.argv[1] if len(sys.argv) > 1 else "codec.log")
+    main()

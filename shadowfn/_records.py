@@ -10,6 +10,7 @@ import inspect
 import json
 import re
 import sys
+import types
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -247,7 +248,8 @@ def _instance_attributes(value: Any) -> dict[str, Any] | None:
         attributes = _slot_attributes(value)
         if attributes is None:
             return None
-    if isinstance(value, type) or callable(value):
+    # A module's namespace is not data, and through ``sys`` it reaches every loaded module.
+    if isinstance(value, (type, types.ModuleType)) or callable(value):
         return None
     # Private attributes count too: objects such as pycountry's records keep all their
     # data in them, and leaving them out would make two different objects match.

@@ -10,6 +10,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any, NamedTuple
@@ -194,6 +195,39 @@ def test_objects_with_private_state_differ() -> None:
 
     assert normalize(germany) != normalize(france)
     assert normalize(germany) == normalize(pycountry.countries.get(alpha_3="DEU"))
+
+
+class Lookup:
+    """A result that keeps a module on a private attribute, as clients keep their DB-API module."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+        self._platform = sys
+
+
+def test_snapshot_records_module_by_repr() -> None:
+    body = normalize(Lookup("DE"))
+
+    assert body["code"] == "DE"
+    assert isinstance(body["_platform"], str)
+    assert body["_platform"].startswith("<module 'sys'")
+
+
+def test_object_holding_module_matches_quickly() -> None:
+    # Walking a module's namespace reaches sys.modules, the whole interpreter: it took
+    # seconds on the caller's thread and differed between the two snapshots.
+    @shadow(Lookup, timeout=5.0)
+    def lookup(code: str) -> Lookup:
+        return Lookup(code)
+
+    started = time.perf_counter()
+    result = lookup("DE")
+    elapsed = time.perf_counter() - started
+
+    assert result.code == "DE"
+    assert elapsed < 0.5
+    assert shadowfn.drain(timeout=30)
+    assert lookup.shadow.stats.matched == 1
 
 
 def test_exception_record_has_qualified_type_and_message() -> None:
