@@ -16,7 +16,7 @@ from ._api import adrain, configure, drain, stats
 from ._config import ShadowConfig
 from ._control import ShadowControl
 from ._control import divergence_log as log
-from ._decorator import shadow
+from ._decorator import CandidateNotFoundWarning, shadow
 from ._divergence import BodyDiff, Change, Divergence, HeaderDiff
 from ._log import DivergenceEntry, DivergenceLog
 from ._metrics import disable_metrics, enable_metrics
@@ -34,6 +34,7 @@ from ._tolerance import Tolerance
 __all__ = [
     "BodyDiff",
     "Call",
+    "CandidateNotFoundWarning",
     "Change",
     "Divergence",
     "DivergenceEntry",

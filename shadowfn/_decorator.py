@@ -20,7 +20,7 @@ from ._runtime import _IN_CANDIDATE, SWITCH
 from ._strict import DivergenceError, check_async, check_skipped, check_sync, is_strict, take_skipped
 from ._tolerance import Tolerance
 
-__all__ = ["shadow"]
+__all__ = ["CandidateNotFoundWarning", "shadow"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,6 +33,14 @@ class _Default:
 
 
 _DEFAULT: Any = _Default()
+
+
+class CandidateNotFoundWarning(UserWarning):
+    """A method-name candidate names no attribute of the class the method is defined in.
+
+    Filter it with ``warnings.filterwarnings("ignore", category=CandidateNotFoundWarning)``
+    when the candidate is set on each instance or defined only in subclasses.
+    """
 
 
 class _BoundShadowWrapper(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
@@ -81,7 +89,7 @@ class _ShadowWrapper(wrapt.FunctionWrapper):  # type: ignore[type-arg]
                 f"candidate={candidate!r} on {owner.__qualname__}.{name} names no attribute of "
                 f"{owner.__qualname__}; it is looked up on each instance at call time, so set it "
                 "there or fix the name",
-                UserWarning,
+                CandidateNotFoundWarning,
                 stacklevel=2,
             )
 

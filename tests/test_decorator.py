@@ -628,7 +628,10 @@ def test_key_names_without_signature_are_rejected() -> None:
 
 
 def test_misspelled_method_candidate_warns_at_class_creation() -> None:
-    with pytest.warns(UserWarning, match=r"candidate='lookup_v3' on .*Directory.lookup names no attribute"):
+    with pytest.warns(
+        shadowfn.CandidateNotFoundWarning,
+        match=r"candidate='lookup_v3' on .*Directory.lookup names no attribute",
+    ):
 
         class Directory:
             def lookup_v2(self, code: str) -> str:
