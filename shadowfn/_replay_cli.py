@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         document["lines"] = corpus.line_numbers
         print(json.dumps(document, indent=2, default=repr, ensure_ascii=False))
     else:
-        print_summary(summary, corpus, sys.stdout)
+        print_summary(summary, corpus, sys.stdout, strict=args.strict)
 
     if summary.total == 0:
         print(f"shadowfn replay: {args.inputs} has no valid inputs", file=sys.stderr)
@@ -228,8 +228,12 @@ def _quiet_structlog(level: str) -> None:
     )
 
 
-def print_summary(summary: ReplaySummary, corpus: Corpus, out: TextIO) -> None:
-    """Print ``summary`` as text, naming inputs by their line in the corpus."""
+def print_summary(summary: ReplaySummary, corpus: Corpus, out: TextIO, *, strict: bool = False) -> None:
+    """Print ``summary`` as text, naming inputs by their line in the corpus.
+
+    With ``strict``, inputs that were not compared make the verdict FAIL, as they
+    make the command's exit status 1.
+    """
     lines = corpus.line_numbers
 
     def where(index: int) -> str:
@@ -267,7 +271,8 @@ def print_summary(summary: ReplaySummary, corpus: Corpus, out: TextIO) -> None:
     if not_compared:
         write(f"{_count(not_compared, 'input')} not compared (see outcomes); --strict fails on them\n")
 
-    verdict = "FAIL" if summary.diverged else "OK" if summary.total else "NO INPUT"
+    failed = summary.diverged or (strict and not summary.all_matched)
+    verdict = "FAIL" if failed else "OK" if summary.total else "NO INPUT"
     write(f"result: {verdict}, {summary.diverged} of {_count(summary.total, 'input')} diverged\n")
 
 

@@ -551,7 +551,9 @@ def test_cli_strict_fails_on_timeouts(project: tuple[Path, dict[str, int]]) -> N
 
     assert lenient.returncode == 0, lenient.stdout + lenient.stderr
     assert "timeouts 1" in lenient.stdout
+    assert "result: OK" in lenient.stdout
     assert strict.returncode == 1
+    assert "result: FAIL" in strict.stdout
 
 
 @pytest.mark.parametrize(
