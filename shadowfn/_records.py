@@ -310,10 +310,11 @@ def _safe_repr(value: Any, limit: int = 200) -> str:
         return f"<{type(value).__name__} with a failing __repr__>"
     # A default repr carries a memory address, which differs between the two
     # sides' objects without saying anything about their values.
-    text = _ADDRESS.sub(">", text)
+    text = _ADDRESS.sub("", text)
     if len(text) > limit:
         return text[:limit] + "…"
     return text
 
 
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+>")
+# " at 0x7f..." wherever it stands, as in "<weakref at 0x...; to 'T' at 0x...>".
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")

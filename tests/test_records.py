@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -456,3 +457,14 @@ def test_fresh_objects_without_state_match() -> None:
     assert shadowfn.drain(timeout=5)
 
     assert primary.shadow.stats.matched == 1
+
+
+def test_weakref_repr_leaves_out_addresses() -> None:
+    class Target:
+        pass
+
+    first, second = Target(), Target()
+    held = [weakref.ref(first), weakref.ref(second)]
+
+    assert normalize(held[0]) == normalize(held[1])
+    assert "0x" not in str(normalize(held[0]))
