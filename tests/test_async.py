@@ -611,7 +611,10 @@ def test_loop_close_cancels_and_counts_candidates(candidate_started: bool) -> No
     stats = stats_of(primary)
     assert stats.cancelled == 2
     assert stats.pending == 0
-    assert probe.cancelled.is_set() is candidate_started
+    # A candidate given time to start is cancelled inside its body. Without that time
+    # it may or may not have started, by the Python version's task scheduling.
+    if candidate_started:
+        assert probe.cancelled.is_set()
 
 
 # Load and context ------------------------------------------------------------------

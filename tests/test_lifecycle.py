@@ -130,8 +130,9 @@ def test_noise_run_on_closed_loop_frees_slot() -> None:
     assert admission.pending == 0
     noise = primary.shadow.noise
     assert noise is not None
-    assert noise.skipped == 1
-    assert noise.noise_runs == 0
+    # Whether the noise run finished before close() depends on the Python version's
+    # task scheduling (3.12 runs it to its end here); either way it is accounted for once.
+    assert noise.skipped + noise.noise_runs == 1
     assert_counters_add_up()
 
 
