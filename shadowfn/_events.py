@@ -8,7 +8,6 @@ Each event runs in a copy of the context it was raised in, so processors such as
 
 from __future__ import annotations
 
-import collections
 import contextvars
 import itertools
 import os
@@ -20,6 +19,8 @@ from typing import Any
 
 import structlog
 
+from ._background import BackgroundQueue
+
 __all__ = ["emit", "flush", "RateLimiter"]
 
 MAX_QUEUED = 10_000
@@ -27,62 +28,24 @@ MAX_QUEUED = 10_000
 _logger = structlog.get_logger("shadowfn")
 
 
-class _Emitter:
-    def __init__(self) -> None:
-        self._reset()
+EventItem = tuple[contextvars.Context, str, str, dict[str, Any]]
 
-    def _reset(self) -> None:
-        self._lock = threading.Lock()
-        self._ready = threading.Condition(self._lock)
-        self._queue: collections.deque[tuple[contextvars.Context, str, str, dict[str, Any]]] = (
-            collections.deque()
-        )
-        self._busy = False
-        self._thread: threading.Thread | None = None
-        self.dropped = 0
-        self.failed = 0
+
+def _log(item: EventItem) -> None:
+    context, level, event, fields = item
+    context.run(getattr(_logger, level), event, **fields)
+
+
+class _Emitter(BackgroundQueue[EventItem]):
+    """The queue of structlog events; a failing processor or sink loses only its event."""
+
+    def __init__(self) -> None:
+        super().__init__("shadowfn-events", _log, max_queued=MAX_QUEUED)
 
     def emit(
         self, level: str, event: str, context: contextvars.Context | None, fields: dict[str, Any]
     ) -> None:
-        with self._lock:
-            if len(self._queue) >= MAX_QUEUED:
-                self.dropped += 1
-                return
-            self._queue.append((context or contextvars.copy_context(), level, event, fields))
-            if self._thread is None:
-                # Set only once started, so a failed start is retried on the next call.
-                thread = threading.Thread(target=self._run, name="shadowfn-events", daemon=True)
-                thread.start()
-                self._thread = thread
-            self._ready.notify()
-
-    def flush(self, timeout: float | None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            while self._queue or self._busy:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._ready.wait(remaining if remaining is None else min(remaining, 0.05))
-        return True
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                while not self._queue:
-                    self._busy = False
-                    self._ready.notify_all()
-                    self._ready.wait()
-                context, level, event, fields = self._queue.popleft()
-                self._busy = True
-            try:
-                context.run(getattr(_logger, level), event, **fields)
-            except BaseException:
-                # A failing processor or sink loses this event only; count it.
-                # BaseException too: a processor's SystemExit must not end the
-                # thread, or every later event would queue up and be dropped.
-                self.failed += 1
+        self.put((context or contextvars.copy_context(), level, event, fields))
 
 
 _EMITTER = _Emitter()
@@ -158,7 +121,7 @@ _LIMITERS: weakref.WeakSet[RateLimiter] = weakref.WeakSet()
 def _after_fork_in_child() -> None:
     # A child must not inherit a queue whose thread did not survive the fork, nor
     # a lock that another thread of the parent held at the moment of the fork.
-    _EMITTER._reset()
+    _EMITTER.reset()
     for limiter in list(_LIMITERS):
         limiter._reset()
 

@@ -9,13 +9,11 @@ hanging or raising SDK cannot delay or break a decorated call.
 
 from __future__ import annotations
 
-import collections
 import os
-import threading
-import time
 from typing import Any
 
 from . import _events
+from ._background import BackgroundQueue
 
 __all__ = ["disable_metrics", "enable_metrics", "flush", "record", "recorder_counts"]
 
@@ -50,69 +48,34 @@ class _Instruments:
 Measurement = tuple[str, str, float | None, float | None]
 
 
-class _Recorder:
-    def __init__(self) -> None:
-        self._reset()
+class _Recorder(BackgroundQueue[tuple[_Instruments, Measurement]]):
+    """The queue of measurements; an SDK that raises loses only that measurement."""
 
-    def _reset(self) -> None:
-        self._lock = threading.Lock()
-        self._ready = threading.Condition(self._lock)
-        self._queue: collections.deque[tuple[_Instruments, Measurement]] = collections.deque()
-        self._busy = False
-        self._thread: threading.Thread | None = None
+    def __init__(self) -> None:
+        super().__init__("shadowfn-metrics", _export_item, on_failure=_warn_failure, max_queued=MAX_QUEUED)
         # Read without the lock on every settlement: a plain attribute read.
         self.instruments: _Instruments | None = None
-        self.dropped = 0
-        self.failed = 0
 
     def record(self, measurement: Measurement) -> None:
         instruments = self.instruments
-        if instruments is None:
-            return
-        with self._lock:
-            if len(self._queue) >= MAX_QUEUED:
-                self.dropped += 1
-                return
-            self._queue.append((instruments, measurement))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="shadowfn-metrics", daemon=True)
-                self._thread.start()
-            self._ready.notify()
+        if instruments is not None:
+            self.put((instruments, measurement))
 
-    def flush(self, timeout: float | None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            while self._queue or self._busy:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._ready.wait(0.05 if remaining is None else min(remaining, 0.05))
-        return True
 
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                while not self._queue:
-                    self._busy = False
-                    self._ready.notify_all()
-                    self._ready.wait()
-                instruments, measurement = self._queue.popleft()
-                self._busy = True
-            try:
-                _export(instruments, measurement)
-            except BaseException as exc:
-                # BaseException too: an exporter's SystemExit must not end the
-                # thread, or every later measurement would queue up unexported.
-                self.failed += 1
-                suppressed = _failure_warnings.allow("metrics")
-                if suppressed is not None:
-                    _events.emit(
-                        "error",
-                        "shadow.metrics_failed",
-                        None,
-                        error=f"{type(exc).__qualname__}: {exc}",
-                        suppressed=suppressed,
-                    )
+def _export_item(item: tuple[_Instruments, Measurement]) -> None:
+    _export(*item)
+
+
+def _warn_failure(exc: BaseException) -> None:
+    suppressed = _failure_warnings.allow("metrics")
+    if suppressed is not None:
+        _events.emit(
+            "error",
+            "shadow.metrics_failed",
+            None,
+            error=f"{type(exc).__qualname__}: {exc}",
+            suppressed=suppressed,
+        )
 
 
 def _export(instruments: _Instruments, measurement: Measurement) -> None:
@@ -206,8 +169,6 @@ def recorder_counts() -> dict[str, int]:
 if hasattr(os, "register_at_fork"):
     # A child must not inherit a queue whose thread did not survive the fork.
     def _after_fork_in_child() -> None:
-        instruments = _RECORDER.instruments
-        _RECORDER._reset()
-        _RECORDER.instruments = instruments
+        _RECORDER.reset()
 
     os.register_at_fork(after_in_child=_after_fork_in_child)

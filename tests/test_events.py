@@ -13,6 +13,7 @@ import structlog
 from structlog.testing import capture_logs
 
 import shadowfn
+import shadowfn._background
 import shadowfn._events
 from shadowfn import shadow
 from shadowfn._events import RateLimiter, _Emitter, emit, emitter_counts, flush
@@ -172,7 +173,7 @@ def test_emitter_retries_thread_that_failed_to_start(monkeypatch: pytest.MonkeyP
     try:
         with monkeypatch.context() as patch:
             patch.setattr(
-                shadowfn._events,
+                shadowfn._background,
                 "threading",
                 types.SimpleNamespace(
                     Thread=RejectedThread, Lock=threading.Lock, Condition=threading.Condition
