@@ -9,6 +9,7 @@ from typing import Any
 import pycountry
 import pytest
 import structlog
+from _support import country_name, country_name_upper
 
 import shadowfn
 from shadowfn import shadow
@@ -32,14 +33,6 @@ class InterruptedProxy(ShutdownProxy):
 
     __slots__ = ()
     error = KeyboardInterrupt
-
-
-def country_name(alpha_2: str) -> str:
-    return pycountry.countries.get(alpha_2=alpha_2).name
-
-
-def country_name_upper(alpha_2: str) -> str:
-    return country_name(alpha_2).upper()
 
 
 def _live_workers() -> int:

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import pycountry
 import pytest
+from _support import country_name
 
 import shadowfn
 from shadowfn import shadow
-
-
-def country_name(alpha_2: str) -> str:
-    return pycountry.countries.get(alpha_2=alpha_2).name
 
 
 class ClosedSession:

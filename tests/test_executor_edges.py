@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pycountry
 import pytest
+from _support import country_name, poll
 
 import shadowfn
 from shadowfn import shadow
@@ -19,10 +19,6 @@ HOUR = 3600.0
 CODES = [country.alpha_2 for country in pycountry.countries]
 # Fewer calls than the default pending bound (32) between drains, so none is shed.
 BATCH = 16
-
-
-def country_name(alpha_2: str) -> str:
-    return pycountry.countries.get(alpha_2=alpha_2).name
 
 
 def _pending_deadlines() -> int:
@@ -82,24 +78,14 @@ def test_fired_deadlines_are_not_counted_as_cancelled() -> None:
     for code in CODES[:BATCH]:
         lookup(code)
     try:
-        assert _poll(lambda: lookup.shadow.stats.timeouts == BATCH, 5)
+        assert poll(lambda: lookup.shadow.stats.timeouts == BATCH, 5)
     finally:
         release.set()
     # Timed-out calls settle at once; their candidates end, and free their slots, later.
-    assert _poll(lambda: admission.pending == 0, 5)
+    assert poll(lambda: admission.pending == 0, 5)
 
     # Every deadline fired before its call ended, so none is left to cancel.
     assert timer._cancelled == cancelled_before
-
-
-def _poll(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    pause = threading.Event()
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        pause.wait(0.01)
-    return condition()
 
 
 @pytest.fixture

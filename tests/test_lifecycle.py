@@ -17,6 +17,7 @@ from typing import Any
 
 import pycountry
 import pytest
+from _support import country_name
 
 import shadowfn
 from shadowfn import shadow
@@ -25,10 +26,6 @@ from shadowfn._executor import admission, timer
 # Set inside a candidate, so that the candidate's context copy keeps a reference to the value
 # until the candidate job frees that copy, after the candidate has returned.
 _HELD: contextvars.ContextVar[Any] = contextvars.ContextVar("held")
-
-
-def country_name(alpha_2: str) -> str:
-    return pycountry.countries.get(alpha_2=alpha_2).name
 
 
 def assert_counters_add_up() -> None:

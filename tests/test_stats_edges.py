@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
-import pycountry
+from _support import country_name, poll
 
 import shadowfn
 from shadowfn import shadow
 from shadowfn._executor import admission
 from shadowfn._stats import registry
-
-
-def country_name(alpha_2: str) -> str:
-    return pycountry.countries.get(alpha_2=alpha_2).name
-
-
-def _poll(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    pause = threading.Event()
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        pause.wait(0.01)
-    return condition()
 
 
 def test_reset_drops_late_outcome_of_pending_call() -> None:
@@ -46,7 +30,7 @@ def test_reset_drops_late_outcome_of_pending_call() -> None:
     finally:
         release.set()
     assert shadowfn.drain(timeout=5)
-    assert _poll(lambda: admission.pending == 0, 5)
+    assert poll(lambda: admission.pending == 0, 5)
 
     stats = lookup.shadow.stats
     assert stats.pending == 0

@@ -6,20 +6,12 @@ import asyncio
 import threading
 from typing import Any
 
-import pycountry
 import pytest
+from _support import country_name, country_name_upper
 
 import shadowfn
 from shadowfn import DivergenceError, ShadowConfig, Shadower, shadow
 from shadowfn._strict import is_strict
-
-
-def country_name(alpha_2: str) -> str:
-    return pycountry.countries.get(alpha_2=alpha_2).name
-
-
-def country_name_upper(alpha_2: str) -> str:
-    return country_name(alpha_2).upper()
 
 
 def test_shadower_skip_does_not_fail_later_call() -> None:

@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
-import pycountry
+from _support import country_name, poll
 
 import shadowfn
 from shadowfn import ShadowConfig, Shadower, shadow
 
 # Accepted by timeout= (a finite number > 0), and longer than threading.TIMEOUT_MAX.
 CENTURIES = 1e12
-
-
-def country_name(alpha_2: str) -> str:
-    return pycountry.countries.get(alpha_2=alpha_2).name
-
-
-def _poll(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    pause = threading.Event()
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        pause.wait(0.01)
-    return condition()
 
 
 def test_long_timeout_keeps_other_timeouts_working() -> None:
@@ -47,7 +31,7 @@ def test_long_timeout_keeps_other_timeouts_working() -> None:
     try:
         assert patient("SE") == "Sweden"
         assert impatient("FI") == "Finland"
-        impatient_timed_out = _poll(lambda: impatient.shadow.stats.timeouts == 1, 5)
+        impatient_timed_out = poll(lambda: impatient.shadow.stats.timeouts == 1, 5)
     finally:
         release.set()
 
