@@ -71,7 +71,7 @@ def configure(*, max_pending: int | None = None, log_capacity: int | None = None
     """Set process-wide limits.
 
     Args:
-        max_pending: The most shadow calls pending at once across all functions,
+        max_pending: The maximum number of shadow calls pending at once across all functions,
             which is also the size of the worker pool (32 by default). Calls past
             it are shed.
         log_capacity: The number of entries ``shadowfn.log`` keeps (1000 by default).
@@ -96,8 +96,8 @@ def configure(*, max_pending: int | None = None, log_capacity: int | None = None
 
 # At exit, a call made just before the end of a script should still be logged, but a
 # hung candidate must not hold the process. So shadowfn waits while outcomes keep
-# arriving, and stops once none has arrived for EXIT_STALL_S (the calls left are stuck)
-# or after EXIT_OUTCOME_WAIT_S in all; then it flushes queued events.
+# arriving. It stops once none has arrived for EXIT_STALL_S, because the calls left
+# are stuck, or after EXIT_OUTCOME_WAIT_S in all. Then it flushes queued events.
 EXIT_OUTCOME_WAIT_S = 1.0
 EXIT_STALL_S = 0.15
 EXIT_EVENT_WAIT_S = 0.3

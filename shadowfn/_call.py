@@ -44,9 +44,9 @@ _timeout_warnings = _events.RateLimiter()
 # The comparison (adapter, compare and diff) gets the candidate's timeout, but at
 # least this many seconds: it is a guard against a hung hook, not a latency limit.
 MIN_COMPARE_SECONDS = 5.0
-# A coroutine candidate is cancelled at its timeout, on its own loop;
-# the timer backs that up this much later, for a candidate that ignores
-# cancellation, so the usual case settles and frees its slot in one step.
+# A coroutine candidate is cancelled at its timeout, on its own loop. The timer
+# backs that up this much later for a candidate that ignores cancellation, so the
+# usual case still settles and frees its slot in one step.
 CANCEL_GRACE_SECONDS = 0.1
 MAX_TRACEBACK_FRAMES = 20
 
@@ -643,7 +643,9 @@ class ShadowCall:
         key = key_digest(self.key) if self.key is not None else "-"
         timing = {"primary_ms": round(self._primary_ms, 3), "candidate_ms": round(self._candidate_ms, 3)}
         if outcome == "diverged":
-            assert divergence is not None and primary is not None and candidate is not None
+            assert divergence is not None
+            assert primary is not None
+            assert candidate is not None
             entry = DivergenceEntry(
                 function=name,
                 key=key,

@@ -50,7 +50,7 @@ class ShadowConfig:
 
     Raises:
         TypeError, ValueError: a setting is invalid; the message names the
-            setting, shows the value and says what is accepted.
+            setting, shows the value and states what is accepted.
     """
 
     rate: float = 100

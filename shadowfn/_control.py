@@ -132,7 +132,7 @@ class ShadowControl:
     def report(self) -> ReadinessReport:
         """Return this function's readiness report: compared calls, distinct keys, divergence rate.
 
-        ``report().ready(max_divergence_rate=0.001, min_samples=10000)`` says
+        ``report().ready(max_divergence_rate=0.001, min_samples=10000)`` returns
         whether the candidate meets those thresholds. Counts are those of
         ``stats`` (shared with functions of the same name); calls still pending
         are not in it yet, so call ``shadowfn.drain()`` first for exact figures.

@@ -71,7 +71,7 @@ class HeaderDiff:
 
 @dataclass(frozen=True)
 class BodyDiff:
-    """How two bodies differ.
+    """The difference between two bodies.
 
     For bytes and str bodies, ``primary_len`` and ``candidate_len`` are the
     lengths and ``prefix_equal`` the length of the common prefix (the offset of

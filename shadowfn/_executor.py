@@ -1,5 +1,5 @@
-"""Where shadow work runs: a bounded pool of daemon threads, a deadline timer, and
-a background event loop for coroutine candidates of sync primaries.
+"""The machinery that runs shadow work: a bounded pool of daemon threads, a deadline
+timer, and a background event loop for coroutine candidates of sync primaries.
 
 Every thread here is a daemon thread, so a candidate that never returns cannot
 delay interpreter exit. ``concurrent.futures.ThreadPoolExecutor`` is not used
@@ -86,7 +86,7 @@ class WorkerPool:
                     self._has_jobs.wait()
                 job = self._jobs.pop(0)
             # Jobs are shadowfn's own functions, which catch everything the
-            # candidate and the hooks raise; this is the last guard that keeps
+            # candidate and the hooks raise. This is the last guard that keeps
             # the worker alive, so the pool never shrinks.
             try:
                 job()

@@ -316,5 +316,5 @@ def _safe_repr(value: Any, limit: int = 200) -> str:
     return text
 
 
-# " at 0x7f..." wherever it stands, as in "<weakref at 0x...; to 'T' at 0x...>".
+# Every " at 0x7f...", as in "<weakref at 0x...; to 'T' at 0x...>".
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")

@@ -272,7 +272,12 @@ def print_summary(summary: ReplaySummary, corpus: Corpus, out: TextIO, *, strict
         write(f"{_count(not_compared, 'input')} not compared (see outcomes); --strict fails on them\n")
 
     failed = summary.diverged or (strict and not summary.all_matched)
-    verdict = "FAIL" if failed else "OK" if summary.total else "NO INPUT"
+    if failed:
+        verdict = "FAIL"
+    elif summary.total:
+        verdict = "OK"
+    else:
+        verdict = "NO INPUT"
     write(f"result: {verdict}, {summary.diverged} of {_count(summary.total, 'input')} diverged\n")
 
 

@@ -128,7 +128,7 @@ def test_noise_run_on_closed_loop_frees_slot() -> None:
     noise = primary.shadow.noise
     assert noise is not None
     # Whether the noise run finished before close() depends on the Python version's
-    # task scheduling (3.12 runs it to its end here); either way it is accounted for once.
+    # task scheduling, and 3.12 runs it to its end here. Either way it is counted once.
     assert noise.skipped + noise.noise_runs == 1
     assert_counters_add_up()
 

@@ -21,7 +21,7 @@ def _reject_constant(name: str) -> Any:
 def _report(path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     status = main(["report", "--format", "json", "--max-divergence-rate", "0.01", str(path)])
     data: dict[str, Any] = json.loads(capsys.readouterr().out, parse_constant=_reject_constant)
-    # Status 3 only says that a function is not ready (or none was found); the
+    # Status 3 only means that a function is not ready, or that none was found. The
     # report itself must still be complete.
     ready = bool(data["functions"]) and all(f["readiness"]["ready"] for f in data["functions"])
     assert status == (0 if ready else 3)
