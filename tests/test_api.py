@@ -157,17 +157,18 @@ def test_bare_decorator_call_explains_fix() -> None:
 
 def test_divergence_just_before_exit_is_logged(tmp_path: pathlib.Path) -> None:
     script = tmp_path / "last_call.py"
+    # The result goes to stderr: the events thread writes to stdout at the same time.
     script.write_text(
-        "import json, structlog, shadowfn\n"
+        "import sys, structlog, shadowfn\n"
         "structlog.configure(processors=[structlog.processors.JSONRenderer()])\n"
-        "@shadow_decorator(lambda code: code.lower(), name='exit.lookup')\n"
+        "@shadowfn.shadow(lambda code: code.lower(), name='exit.lookup')\n"
         "def lookup(code):\n"
         "    return code\n"
-        "print('result', lookup('FR'))\n".replace("shadow_decorator", "shadowfn.shadow")
+        "sys.stderr.write('result ' + lookup('FR') + '\\n')\n"
     )
 
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
 
     assert done.returncode == 0, done.stderr
-    assert "result FR" in done.stdout
+    assert "result FR" in done.stderr
     assert '"event": "shadow.divergence"' in done.stdout, done.stdout + done.stderr

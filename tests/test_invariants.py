@@ -429,7 +429,7 @@ def test_concurrent_callers_keep_counters_consistent() -> None:
 def test_hung_candidate_does_not_block_exit() -> None:
     done = run_python(
         """
-        import threading, time
+        import sys, threading, time
         from shadowfn import shadow
 
         @shadow(lambda x: threading.Event().wait(), timeout=0.05)
@@ -438,11 +438,12 @@ def test_hung_candidate_does_not_block_exit() -> None:
 
         for i in range(5):
             primary(i)
-        print("finished", time.time(), flush=True)
+        # stderr, in one write: the events thread prints to stdout meanwhile.
+        sys.stderr.write("finished %r\\n" % time.time())
         """
     )
     exited = time.time()
-    finished = next(line for line in done.stdout.splitlines() if line.startswith("finished "))
+    finished = next(line for line in done.stderr.splitlines() if line.startswith("finished "))
 
     assert done.returncode == 0, done.stderr
     assert exited - float(finished.split()[1]) < 1.0
